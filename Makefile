@@ -1,0 +1,40 @@
+# covergen: two commands on a fresh machine: `make install`, then `make demo`.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: install system-deps demo test bench models clean
+
+install: system-deps $(BIN)/covergen
+
+# Debian packages: fluidsynth + General MIDI SoundFont (training/test audio), rubberband (time-stretch).
+system-deps:
+	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in fluidsynth fluid-soundfont-gm rubberband-cli libsndfile1; do \
+	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	else echo "not root: install fluidsynth fluid-soundfont-gm rubberband-cli yourself"; fi
+
+$(BIN)/covergen: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build of torch first: a bare `torch` requirement can pull a multi-GB CUDA build.
+	$(BIN)/pip install -q "torch==2.13.*"
+	$(BIN)/pip install -q -e ".[dev,dask]"
+	touch $@
+
+demo: install
+	$(BIN)/covergen make covergen/data/demo_song.flac --to jazz -o out/demo_jazz.wav --report out/demo_jazz.json
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+models: install
+	$(BIN)/python -m covergen.training.build_models
+
+clean:
+	rm -rf out bench/*.json .pytest_cache

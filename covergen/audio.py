@@ -1,0 +1,141 @@
+"""Audio I/O. Everything inside covergen is float32 [shape=(channels, samples)] plus a sample rate.
+
+`load` is the one place where files become arrays: it names the file in every error.
+`save` writes atomically (temp file in the same folder, then rename), so a failed run
+never leaves a partial output file.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .errors import AudioContentError, AudioLoadError, OutputError
+
+__all__ = ["load", "save", "resample", "to_mono", "content_hash", "atomic_path",
+           "MIN_DURATION_S", "MAX_DURATION_S", "FORMATS"]
+
+MIN_DURATION_S = 1.0
+MAX_DURATION_S = 20 * 60.0
+SILENCE_DBFS = -70.0
+FORMATS = {"wav": "WAV", "flac": "FLAC"}
+
+
+def load(
+    path: Path,
+    *,
+    sample_rate: int | None = None,
+    min_duration_s: float = MIN_DURATION_S,
+    max_duration_s: float = MAX_DURATION_S,
+    allow_silence: bool = False,
+) -> tuple[np.ndarray, int]:
+    """Read wav/flac/ogg/mp3 (any rate, mono or stereo, any bit depth).
+
+    Returns (y float32 [shape=(channels, samples)], sample_rate). With `sample_rate`
+    the audio is resampled to it. Raises AudioLoadError / AudioContentError naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioLoadError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioLoadError(f"{path}: is a folder, expected an audio file")
+    if path.stat().st_size == 0:
+        raise AudioLoadError(f"{path}: empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+    except Exception as err:  # libsndfile's messages vary by format; all mean "not readable audio"
+        raise AudioLoadError(f"{path}: not a readable audio file ({_short(err)})") from None
+    if info.frames <= 0 or info.samplerate <= 0:
+        raise AudioLoadError(f"{path}: no audio frames (truncated or corrupt header)")
+    duration_s = info.frames / info.samplerate
+    if duration_s > max_duration_s:
+        raise AudioContentError(
+            f"{path}: {duration_s / 60:.1f} min is longer than the {max_duration_s / 60:.0f} min limit; cut it first")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise AudioLoadError(f"{path}: corrupt or truncated audio ({_short(err)})") from None
+    y = np.ascontiguousarray(data.T)
+    if y.shape[1] / sr < min_duration_s:
+        raise AudioContentError(
+            f"{path}: only {1000 * y.shape[1] / sr:.0f} ms of audio; need at least {min_duration_s:g} s")
+    if not np.all(np.isfinite(y)):
+        raise AudioLoadError(f"{path}: audio contains NaN or infinite samples")
+    if y.shape[0] > 2:
+        y = y[:2]
+    if not allow_silence and _peak_dbfs(y) < SILENCE_DBFS:
+        raise AudioContentError(f"{path}: the audio is silent (peak below {SILENCE_DBFS:g} dBFS)")
+    if sample_rate is not None and sample_rate != sr:
+        y, sr = resample(y, orig_sr=sr, target_sr=sample_rate), sample_rate
+    return y, int(sr)
+
+
+def _short(err: Exception) -> str:
+    return str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+
+
+def _peak_dbfs(y: np.ndarray) -> float:
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else -np.inf
+
+
+def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Band-limited resampling (soxr via librosa). y: [shape=(..., samples)]."""
+    if orig_sr == target_sr:
+        return y.astype(np.float32, copy=False)
+    import librosa
+
+    return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+
+
+def to_mono(y: np.ndarray) -> np.ndarray:
+    """[shape=(channels, samples)] -> [shape=(samples,)] by averaging channels."""
+    return y.mean(axis=0) if y.ndim == 2 else y
+
+
+def content_hash(y: np.ndarray, sample_rate: int) -> str:
+    """sha256 of the decoded samples and rate: the same song gives the same key whatever its file name."""
+    h = hashlib.sha256()
+    h.update(str(sample_rate).encode())
+    h.update(np.ascontiguousarray(y, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{path}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{path}: output folder {parent} is not writable")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def save(path: Path, y: np.ndarray, *, sample_rate: int, subtype: str | None = None) -> Path:
+    """Write y [shape=(channels, samples)] atomically. Format from the suffix (.wav or .flac)."""
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower().lstrip("."))
+    if fmt is None:
+        raise OutputError(f"{path}: unsupported output format; use .wav or .flac")
+    if subtype is None:
+        subtype = "PCM_24"
+    with atomic_path(path) as tmp:
+        try:
+            sf.write(str(tmp), np.ascontiguousarray(y.T), sample_rate, format=fmt, subtype=subtype)
+        except OSError as err:
+            raise OutputError(f"{path}: cannot write ({_short(err)})") from None
+    return path

@@ -1,0 +1,49 @@
+"""Errors a user can hit. Each message is one line: what went wrong and how to fix it.
+
+Bugs stay plain exceptions (with tracebacks); only `CovergenError`s are caught by the CLI.
+"""
+
+__all__ = [
+    "CovergenError", "AudioLoadError", "AudioContentError", "OutputError", "PresetError",
+    "ModelError", "SeparationError", "TransferError", "CoverCheckError", "GenreError",
+]
+
+
+class CovergenError(Exception):
+    """Base class for failures caused by input, configuration or environment."""
+
+
+class AudioLoadError(CovergenError):
+    """The file is missing, unreadable, corrupt, truncated or not audio."""
+
+
+class AudioContentError(CovergenError):
+    """The audio loads but cannot be covered: silence, too short, too long."""
+
+
+class OutputError(CovergenError):
+    """The output path cannot be written."""
+
+
+class PresetError(CovergenError):
+    """Unknown preset or invalid preset file."""
+
+
+class ModelError(CovergenError):
+    """A model is unknown, missing, fails its checksum or cannot be loaded."""
+
+
+class SeparationError(CovergenError):
+    """Source separation cannot run with the requested separator."""
+
+
+class TransferError(CovergenError):
+    """Timbre transfer refused the input (not monophonic, not pitched)."""
+
+
+class CoverCheckError(CovergenError):
+    """The cover check cannot compare these files (too short, no beats)."""
+
+
+class GenreError(CovergenError):
+    """Genre classification or taste profile cannot be computed."""

@@ -1,0 +1,141 @@
+"""The model registry: the one place that turns a model name into a verified file path.
+
+Shipped models live in the repo's top-level `models/` folder, installed as the
+package `covergen._models` so an installed covergen finds them too. Models a user
+trains (`covergen train-instrument`) go to a user folder with its own registry.toml.
+Every file is sha256-checked before use.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import ModelError
+
+__all__ = ["ModelEntry", "models_dir", "user_models_dir", "entries", "get", "path", "register", "sha256_of"]
+
+REGISTRY_FILE = "registry.toml"
+_FIELDS = ("kind", "file", "sha256", "source", "license", "card")
+_verified: dict[Path, str] = {}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str  # "timbre", "genre", "separator", "coverid-background"
+    file: str
+    sha256: str
+    source: str
+    license: str
+    card: str
+    root: Path
+    origin: str  # "shipped" or "user"
+
+    @property
+    def file_path(self) -> Path:
+        return self.root / self.file
+
+
+def models_dir() -> Path:
+    """Folder of shipped models (the repo's `models/`, installed as `covergen._models`)."""
+    return Path(str(resources.files("covergen._models")))
+
+
+def user_models_dir() -> Path:
+    """Folder of user-trained models: $COVERGEN_USER_MODELS or ~/.local/share/covergen/models."""
+    env = os.environ.get("COVERGEN_USER_MODELS")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "covergen" / "models"
+
+
+def _read(root: Path, origin: str) -> dict[str, ModelEntry]:
+    reg = root / REGISTRY_FILE
+    if not reg.is_file():
+        return {}
+    try:
+        table = tomllib.loads(reg.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ModelError(f"{reg}: invalid TOML ({err})") from None
+    out = {}
+    for name, fields in table.items():
+        missing = [f for f in _FIELDS if f not in fields]
+        if missing:
+            raise ModelError(f"{reg}: model [{name}] lacks {', '.join(missing)}")
+        out[name] = ModelEntry(name=name, root=root, origin=origin, **{f: str(fields[f]) for f in _FIELDS})
+    return out
+
+
+def entries(kind: str | None = None) -> dict[str, ModelEntry]:
+    """All known models (user models shadow shipped ones of the same name), optionally of one kind."""
+    found = _read(models_dir(), "shipped")
+    found.update(_read(user_models_dir(), "user"))
+    return {n: e for n, e in sorted(found.items()) if kind is None or e.kind == kind}
+
+
+def get(name: str) -> ModelEntry:
+    """The entry for `name`; ModelError listing the known names if there is none."""
+    known = entries()
+    if name not in known:
+        listing = ", ".join(known) or "none"
+        raise ModelError(f"unknown model {name!r}; known models: {listing}")
+    return known[name]
+
+
+def sha256_of(file: Path) -> str:
+    h = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def path(name: str) -> Path:
+    """Verified path of model `name`'s weights. Raises ModelError if missing or corrupted."""
+    entry = get(name)
+    file = entry.file_path
+    if not file.is_file():
+        raise ModelError(f"model {name!r}: file {file} is missing; rebuild it with `make models`")
+    if _verified.get(file) != entry.sha256:
+        actual = sha256_of(file)
+        if actual != entry.sha256:
+            raise ModelError(f"model {name!r}: {file} fails its sha256 check (corrupt or replaced); "
+                             "rebuild it with `make models`")
+        _verified[file] = actual
+    return file
+
+
+def register(name: str, file: Path, *, kind: str, source: str, license: str, card: str,
+             root: Path | None = None) -> ModelEntry:
+    """Add or update `name` in the registry.toml of `root` (default: shipped models folder).
+
+    `file` must already sit in `root`. Used by training recipes, never at cover time.
+    """
+    root = Path(root) if root is not None else models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    file = Path(file)
+    if file.parent.resolve() != root.resolve():
+        raise ValueError(f"{file} is not inside {root}")
+    table = {}
+    reg = root / REGISTRY_FILE
+    if reg.is_file():
+        table = tomllib.loads(reg.read_text())
+    table[name] = {"kind": kind, "file": file.name, "sha256": sha256_of(file),
+                   "source": source, "license": license, "card": card}
+    lines = ["# Written by covergen's training recipes (`make models`); sha256 checked on every load.", ""]
+    for key in sorted(table):
+        lines.append(f"[{key}]")
+        for field in _FIELDS:
+            value = str(table[key][field]).replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{field} = "{value}"')
+        lines.append("")
+    tmp = reg.with_suffix(".toml.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, reg)
+    _verified.pop(root / file.name, None)
+    return _read(root, "shipped" if root == models_dir() else "user")[name]

@@ -1,0 +1,1 @@
+"""DDSP timbre transfer (PyTorch)."""

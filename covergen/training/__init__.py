@@ -1,0 +1,1 @@
+"""Recipes that build covergen's shipped models and test audio (`make models`)."""

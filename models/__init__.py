@@ -1,0 +1,1 @@
+"""Shipped model weights and cards (installed as covergen._models). See registry.toml."""

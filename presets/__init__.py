@@ -1,0 +1,1 @@
+"""Genre presets (installed as covergen._presets)."""
