@@ -61,6 +61,9 @@ def load(
     except Exception as err:
         raise AudioLoadError(f"{path}: corrupt or truncated audio ({_short(err)})") from None
     y = np.ascontiguousarray(data.T)
+    missing = _wav_missing_bytes(path)
+    if missing:
+        raise AudioLoadError(f"{path}: truncated WAV file ({missing} bytes of audio data missing)")
     if y.shape[1] / sr < min_duration_s:
         raise AudioContentError(
             f"{path}: only {1000 * y.shape[1] / sr:.0f} ms of audio; need at least {min_duration_s:g} s")
@@ -73,6 +76,28 @@ def load(
     if sample_rate is not None and sample_rate != sr:
         y, sr = resample(y, orig_sr=sr, target_sr=sample_rate), sample_rate
     return y, int(sr)
+
+
+def _wav_missing_bytes(path: Path) -> int:
+    """Bytes the WAV 'data' chunk declares beyond the end of the file (0 if complete or not WAV).
+
+    libsndfile silently reads what is there, so a cut-off download would pass unnoticed.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return 0
+        size = path.stat().st_size
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return 0
+            chunk_id, chunk_size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if chunk_id == b"data":
+                if chunk_size == 0xFFFFFFFF:  # streaming writers leave the size unset
+                    return 0
+                return max(0, fh.tell() + chunk_size - size)
+            fh.seek(chunk_size + (chunk_size & 1), 1)
 
 
 def _short(err: Exception) -> str:
@@ -115,7 +140,10 @@ def atomic_path(path: Path):
         raise OutputError(f"{path}: output folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{path}: output folder {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write in {parent} ({err.strerror or err})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

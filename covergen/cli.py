@@ -1,0 +1,195 @@
+"""covergen's command line. Calls only `pipeline` (and read-only listings); errors become one line.
+
+Exit codes: 0 success, 1 a covergen error (bad input, unknown genre, unwritable output...),
+2 a usage error (Typer's own).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import CovergenError
+
+app = typer.Typer(
+    name="covergen",
+    help="Turn a song into a cover of itself in another genre.\n\n"
+         "Example: covergen make song.wav --to jazz -o song-jazz.wav --report song-jazz.json",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+presets_app = typer.Typer(help="List and show genre presets.", no_args_is_help=True)
+app.add_typer(presets_app, name="presets")
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class Separator(str, Enum):
+    auto = "auto"
+    htdemucs = "htdemucs"
+    embedded = "embedded"
+
+
+class OutFormat(str, Enum):
+    wav = "wav"
+    flac = "flac"
+
+
+def _setup_logging(quiet: bool) -> None:
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=err_console, show_time=False, show_path=False)], force=True)
+
+
+@contextlib.contextmanager
+def _errors_to_exit():
+    """Turn a CovergenError into one line on stderr and exit code 1."""
+    try:
+        yield
+    except CovergenError as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise typer.Exit(code=130) from None
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=True,
+                    disable=quiet or not err_console.is_terminal or bool(os.environ.get("CI")))
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"covergen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Turn a song into a cover of itself in another genre."""
+
+
+@app.command()
+def make(
+    song: Path = typer.Argument(..., help="Song to cover: wav, flac, ogg or mp3; any sample rate; mono or stereo."),
+    to: str = typer.Option(..., "--to", "-t", help="Genre preset name (see `covergen presets list`) or a preset .toml file."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<genre>.<format> in the current folder."),
+    stems_dir: Optional[Path] = typer.Option(None, "--stems-dir", help="Also keep the separated and transferred stems here."),
+    separator: Separator = typer.Option(Separator.auto, "--separator", help="auto: htdemucs if its weights can be had, else the embedded DSP separator."),
+    demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO", help="Local folder with Demucs weights (htdemucs.yaml + .th files)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report: input facts, stage times, models used, cover check, loudness."),
+    fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format when -o is not given."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (noise synthesis), for reproducible covers."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Separate again even if stems for this audio are cached."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, errors only."),
+) -> None:
+    """Make a cover of SONG in the genre given by --to.
+
+    The song is separated into vocals, drums, bass and other; the stems the preset names are
+    re-voiced by DDSP instrument models (vocals -> tenor sax for jazz); the stems are mixed with
+    the preset's gains, EQ, reverb and tempo change, and mastered to -14 LUFS with true peak
+    <= -1 dBTP. The output keeps the song's sample rate.
+    """
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        if out is None:
+            genre_name = Path(to).stem if to.endswith(".toml") else to
+            out = Path(f"{song.stem}-{genre_name}.{fmt.value}")
+        pipeline.check_writable(out)
+        with _progress(quiet) as bar:
+            task = bar.add_task("start", total=1.0)
+            cover = pipeline.make_cover(
+                song, genre=to, separator=separator.value, demucs_repo=demucs_repo, seed=seed,
+                use_cache=not no_cache,
+                on_progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
+        pipeline.write_cover(cover, out, report_path=report, stems_dir=stems_dir)
+        if not quiet:
+            r = cover.report
+            check = r.get("cover_check", {})
+            verdict = (f"cover check: {check.get('verdict')} (score {check.get('score', 0):.3f})"
+                       if check.get("status") == "done" else f"cover check skipped: {check.get('reason', '')}")
+            err_console.print(f"wrote {out} ({r['output']['duration_s']:.1f} s, {r['output']['lufs']:.1f} LUFS, "
+                              f"separator {r['separation']['separator']}, {r['stages_s']['total']:.1f} s); {verdict}",
+                              highlight=False)
+
+
+@app.command("separate")
+def separate_cmd(
+    song: Path = typer.Argument(..., help="Song to separate."),
+    out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output root; stems go to OUT/<separator>/<track>/."),
+    separator: Separator = typer.Option(Separator.auto, "--separator"),
+    demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Separate SONG into vocals, drums, bass and other (the demucs CLI layout, 44.1 kHz float WAV)."""
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        with _progress(quiet) as bar:
+            task = bar.add_task("separate", total=1.0)
+            folder, info = pipeline.separate_song(song, out, separator=separator.value, demucs_repo=demucs_repo,
+                                                  on_progress=lambda f: bar.update(task, completed=f))
+        if not quiet:
+            err_console.print(f"wrote 4 stems to {folder} (separator {info['separator']})", highlight=False)
+
+
+@presets_app.command("list")
+def presets_list() -> None:
+    """List the shipped genre presets."""
+    from . import pipeline
+
+    with _errors_to_exit():
+        table = Table("name", "tempo", "transfers", "description", box=None)
+        for p in pipeline.list_presets():
+            transfers = ", ".join(f"{s}->{i}" for s, i in p["transfers"].items()) or "-"
+            table.add_row(p["name"], f"{p['tempo_change_bpm']:+g} BPM", transfers, p["description"])
+        out_console.print(table)
+
+
+@presets_app.command("show")
+def presets_show(name: str = typer.Argument(..., help="Preset name, e.g. jazz.")) -> None:
+    """Print a preset's TOML file."""
+    from . import pipeline
+
+    with _errors_to_exit():
+        sys.stdout.write(pipeline.preset_text(name))
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show which separators, instrument models and SoundFonts are available, and from where."""
+    from . import pipeline
+
+    with _errors_to_exit():
+        facts = pipeline.doctor()
+        if as_json:
+            out_console.print_json(json.dumps(facts))
+            return
+        for section, rows in facts.items():
+            out_console.print(f"[bold]{section}[/]")
+            for key, value in rows.items():
+                out_console.print(f"  {key:<24} {value}", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,266 @@
+"""The cover pipeline: load -> separate -> transfer -> mix -> check.
+
+The only module that imports more than one stage. `make_cover` is what `covergen make`
+runs; each stage's wall time, the models it used and where they came from go into the
+report, which is plain JSON-able data.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__, audio, mix, presets, registry, separate
+from .errors import AudioContentError, CoverCheckError, OutputError, TransferError
+
+__all__ = ["Cover", "make_cover", "write_cover", "MIN_PULSE", "SILENT_STEM_DBFS"]
+
+log = logging.getLogger(__name__)
+
+MIN_PULSE = 0.2
+SILENT_STEM_DBFS = -50.0
+ProgressFn = Callable[[str, float], None]
+
+
+@dataclass
+class Cover:
+    """A finished cover: stereo audio at the input's sample rate, and its report."""
+    audio: np.ndarray
+    sample_rate: int
+    report: dict
+    separated: dict[str, np.ndarray] = field(default_factory=dict)
+    transferred: dict[str, np.ndarray] = field(default_factory=dict)
+    work_rate: int = separate.SAMPLE_RATE
+
+
+class _Timer:
+    def __init__(self, report: dict, on_progress: ProgressFn | None):
+        self.report, self.on_progress = report, on_progress
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+                if timer.on_progress:
+                    timer.on_progress(name, 0.0)
+                return lambda fraction: timer.on_progress(name, fraction) if timer.on_progress else None
+
+            def __exit__(self, *exc):
+                timer.report["stages_s"][name] = round(time.perf_counter() - self.t0, 3)
+                if timer.on_progress and exc[0] is None:
+                    timer.on_progress(name, 1.0)
+
+        return _Stage()
+
+
+def _peak_dbfs(y: np.ndarray) -> float:
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    return 20 * np.log10(peak) if peak > 0 else -np.inf
+
+
+def _model_facts(name: str) -> dict:
+    entry = registry.get(name)
+    return {"name": name, "file": str(entry.file_path), "sha256": entry.sha256, "origin": entry.origin,
+            "source": entry.source, "license": entry.license}
+
+
+def _transfer(stems: dict[str, np.ndarray], preset: presets.GenrePreset, sample_rate: int,
+              report: dict, progress) -> dict[str, np.ndarray]:
+    """Timbre-transfer the stems the preset asks for; refused or silent stems are kept as they are."""
+    from . import timbre
+
+    targets = [(s, p.instrument) for s, p in preset.stems.items() if p.action == "transfer"]
+    out = {}
+    for i, (stem, instrument) in enumerate(targets):
+        entry = {"stem": stem, "instrument": instrument}
+        if _peak_dbfs(stems[stem]) < SILENT_STEM_DBFS:
+            entry.update(status="kept", reason=f"stem is silent (peak below {SILENT_STEM_DBFS:g} dBFS)")
+        else:
+            model = timbre.load_instrument(instrument)
+            try:
+                y, info = timbre.transfer_stem(stems[stem], sample_rate=sample_rate, instrument=model)
+                out[stem] = y
+                entry.update(status="transferred", **info)
+            except TransferError as err:
+                entry.update(status="kept", reason=str(err))
+                log.warning("%s stem kept: %s", stem, err)
+            entry["model"] = _model_facts(f"timbre-{instrument}")
+        report["transfer"].append(entry)
+        progress((i + 1) / max(1, len(targets)))
+    return out
+
+
+def _cover_check(original: np.ndarray, cover: np.ndarray, sample_rate: int) -> dict:
+    from . import coverid
+
+    try:
+        result = coverid.check(coverid.features(original, sample_rate=sample_rate),
+                               coverid.features(cover, sample_rate=sample_rate))
+    except CoverCheckError as err:
+        return {"status": "skipped", "reason": str(err)}
+    return {"status": "done", **result}
+
+
+def make_cover(
+    song: Path,
+    *,
+    genre: str,
+    separator: str = "auto",
+    demucs_repo: Path | None = None,
+    seed: int = 0,
+    use_cache: bool = True,
+    check: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> Cover:
+    """Cover `song` in `genre` (a preset name or TOML file). Nothing is written to disk but the stem cache."""
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    preset = presets.load(genre)
+    report: dict = {"covergen_version": __version__, "python": platform.python_version(),
+                    "preset": {"name": preset.name, "source": preset.source,
+                               "tempo_change_bpm": preset.tempo_change_bpm},
+                    "seed": seed, "stages_s": {}, "transfer": []}
+    timer = _Timer(report, on_progress)
+    t_start = time.perf_counter()
+    with timer.stage("load"):
+        y_in, sr_in = audio.load(song)
+        report["input"] = {"path": str(song), "sample_rate": sr_in, "channels": int(y_in.shape[0]),
+                           "duration_s": round(y_in.shape[1] / sr_in, 3),
+                           "lufs": round(mix.integrated_lufs(y_in, sample_rate=sr_in), 2)}
+        rate = separate.SAMPLE_RATE
+        y = audio.resample(y_in, orig_sr=sr_in, target_sr=rate)
+        if y.shape[0] == 1:
+            y = np.repeat(y, 2, axis=0)
+    with timer.stage("analyse"):
+        pulse = mix.pulse_strength(y, sample_rate=rate)
+        tempo = mix.measure_tempo_bpm(y, sample_rate=rate)
+        report["input"].update(pulse_strength=round(pulse, 3), tempo_bpm=tempo and round(tempo, 2))
+        if pulse < MIN_PULSE or tempo is None:
+            raise AudioContentError(f"{song}: no steady beat found (pulse strength {pulse:.2f} < {MIN_PULSE}); "
+                                    "covergen covers music with a beat, not speech or ambience")
+    with timer.stage("separate") as progress:
+        stems, sep_info = separate.separate(y, sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
+                                            use_cache=use_cache, on_progress=progress)
+        report["separation"] = sep_info
+    with timer.stage("transfer") as progress:
+        transferred = _transfer(stems, preset, rate, report, progress)
+    with timer.stage("mix"):
+        out, facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
+                                output_sample_rate=sr_in)
+        report["mix"] = facts
+    if check:
+        with timer.stage("check"):
+            report["cover_check"] = _cover_check(y_in, out, sr_in)
+    report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    report["output"] = {"sample_rate": sr_in, "channels": int(out.shape[0]),
+                        "duration_s": round(out.shape[1] / sr_in, 3),
+                        "lufs": round(mix.integrated_lufs(out, sample_rate=sr_in), 2),
+                        "true_peak_dbtp": round(mix.true_peak_dbtp(out, sample_rate=sr_in), 2)}
+    report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
+    return Cover(audio=out, sample_rate=sr_in, report=report, separated=stems, transferred=transferred,
+                 work_rate=rate)
+
+
+def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
+                stems_dir: Path | None = None) -> None:
+    """Write the cover (atomically), optionally its JSON report and its stems."""
+    import json
+
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise OutputError(f"{out}: is a folder; give a file name like song-jazz.wav")
+    if stems_dir is not None:
+        separate.save_stems(cover.separated, Path(stems_dir) / "separated", sample_rate=cover.work_rate)
+        if cover.transferred:
+            separate.save_stems(cover.transferred, Path(stems_dir) / "transferred", sample_rate=cover.work_rate)
+    audio.save(out, cover.audio, sample_rate=cover.sample_rate)
+    cover.report["output"]["path"] = str(out)
+    if report_path is not None:
+        with audio.atomic_path(Path(report_path)) as tmp:
+            tmp.write_text(json.dumps(cover.report, indent=2, default=float))
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any work if `out` cannot be written (missing or read-only folder, a folder name)."""
+    import os
+    import tempfile
+
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise OutputError(f"{out}: is a folder; give a file name like song-jazz.wav")
+    if out.suffix.lower() not in (".wav", ".flac"):
+        raise OutputError(f"{out}: unsupported output format {out.suffix or '(none)'}; use .wav or .flac")
+    if not parent.is_dir():
+        raise OutputError(f"{out}: output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"{out}: output folder {parent} is not writable")
+    try:  # root ignores permission bits: really try to create a file there
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".covergen-probe-"):
+            pass
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write in {parent} ({err.strerror or err})") from None
+
+
+def separate_song(song: Path, out_root: Path, *, separator: str = "auto", demucs_repo: Path | None = None,
+                  on_progress: Callable[[float], None] | None = None) -> tuple[Path, dict]:
+    """`covergen separate`: write stems to OUT/<separator>/<track>/<stem>.wav (the demucs CLI layout)."""
+    y, sr = audio.load(song)
+    y = audio.resample(y, orig_sr=sr, target_sr=separate.SAMPLE_RATE)
+    if y.shape[0] == 1:
+        y = np.repeat(y, 2, axis=0)
+    stems, info = separate.separate(y, sample_rate=separate.SAMPLE_RATE, separator=separator,
+                                    demucs_repo=demucs_repo, on_progress=on_progress)
+    folder = Path(out_root) / info["separator"] / Path(song).stem
+    try:
+        separate.save_stems(stems, folder, sample_rate=separate.SAMPLE_RATE)
+    except PermissionError:
+        raise OutputError(f"{folder}: not writable") from None
+    return folder, info
+
+
+def list_presets() -> list[dict]:
+    """Name, tempo change, transfers and description of each shipped preset."""
+    rows = []
+    for name in presets.available():
+        p = presets.load(name)
+        rows.append({"name": name, "tempo_change_bpm": p.tempo_change_bpm, "description": p.description,
+                     "transfers": {s: sp.instrument for s, sp in p.stems.items() if sp.action == "transfer"}})
+    return rows
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of a shipped preset (validated first)."""
+    preset = presets.load(name)
+    return (presets.presets_dir() / preset.source).read_text()
+
+
+def doctor() -> dict:
+    """What is available and from where: separators, instrument models, SoundFonts, tools."""
+    import shutil
+
+    from .training.render import find_soundfont
+
+    facts: dict = {"covergen": {"version": __version__, "python": platform.python_version(),
+                                "models folder": str(registry.models_dir()),
+                                "user models folder": str(registry.user_models_dir()),
+                                "stem cache": str(separate.cache_dir())}}
+    facts["separators"] = {"htdemucs": separate.demucs_status(), "embedded": "always (DSP, no weights)"}
+    models = {}
+    for name, entry in registry.entries().items():
+        ok = entry.file_path.is_file()
+        models[name] = f"{entry.kind}, {entry.origin}, {'ok' if ok else 'MISSING'}: {entry.file_path}"
+    facts["models"] = models or {"(none)": "run `make models`"}
+    sf2 = find_soundfont()
+    facts["tools"] = {"SoundFont": str(sf2) if sf2 else "none (apt-get install fluid-soundfont-gm)",
+                      "fluidsynth": shutil.which("fluidsynth") or "not installed (apt-get install fluidsynth)"}
+    return facts

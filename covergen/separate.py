@@ -1,0 +1,288 @@
+"""Separation stage: a song -> stems {vocals, drums, bass, other}.
+
+Two separators:
+- `htdemucs`: Demucs through its own API (`get_model`, `apply_model`). Weights come from a
+  local model folder (`--demucs-repo`, $COVERGEN_DEMUCS_REPO, or htdemucs files in models/)
+  or Demucs's normal cache/download. Offline with nothing cached it fails fast.
+- `embedded`: a DSP separator that needs no weights: HPSS for drums, a harmonic comb
+  mask around the predominant melody (swift-f0) for vocals, a low-frequency mask for
+  bass, the rest is `other`. Masks sum to one, so the stems sum to the mix.
+
+`auto` uses htdemucs when its weights can be had, else `embedded`, and says which.
+Stems are cached by audio content hash + separator name, so a second genre for the
+same song skips separation.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import audio
+from .errors import SeparationError
+
+__all__ = ["STEMS", "SEPARATORS", "SAMPLE_RATE", "separate", "resolve_separator", "demucs_status",
+           "cache_dir", "load_stems", "save_stems"]
+
+log = logging.getLogger(__name__)
+
+STEMS = ("vocals", "drums", "bass", "other")
+SEPARATORS = ("auto", "htdemucs", "embedded")
+SAMPLE_RATE = 44100
+DEMUCS_MODEL = "htdemucs"
+_EMBEDDED_VERSION = "embedded-v1"
+_HUB_HOST = ("huggingface.co", 443)
+_demucs_models: dict = {}
+
+
+def cache_dir() -> Path:
+    """Stem cache: $COVERGEN_CACHE/stems or ~/.cache/covergen/stems."""
+    base = os.environ.get("COVERGEN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"), "covergen")
+    return Path(base) / "stems"
+
+
+def _demucs_repo(demucs_repo: Path | None) -> Path | None:
+    """Local folder with Demucs weights: argument, $COVERGEN_DEMUCS_REPO, or models/ if it holds htdemucs."""
+    if demucs_repo is not None:
+        return Path(demucs_repo)
+    if os.environ.get("COVERGEN_DEMUCS_REPO"):
+        return Path(os.environ["COVERGEN_DEMUCS_REPO"])
+    from .registry import models_dir
+
+    shipped = models_dir()
+    if (shipped / f"{DEMUCS_MODEL}.yaml").is_file():
+        return shipped
+    return None
+
+
+def _online(timeout_s: float = 1.5) -> bool:
+    try:
+        with socket.create_connection(_HUB_HOST, timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _cached_offline(name: str):
+    """Load `name` from Demucs's caches without touching the network, or None.
+
+    Tries the HuggingFace cache (HF_HUB_OFFLINE=1 makes the hub fail at once instead of
+    retrying for ~25 s), then the legacy torch-hub checkpoints listed in demucs/remote/<name>.yaml.
+    """
+    import torch
+    import yaml
+    from demucs.hf import get_hf_model
+    from demucs.pretrained import REMOTE_ROOT, get_model
+
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        return get_hf_model(name)
+    except Exception as err:  # any hub/cache failure means "not cached"
+        log.debug("%s not in the HuggingFace cache: %r", name, err)
+    finally:
+        if previous is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+    bag = REMOTE_ROOT / f"{name}.yaml"
+    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    if bag.is_file():
+        sigs = yaml.safe_load(bag.read_text()).get("models", [])
+        if sigs and all(any(checkpoints.glob(f"{sig}-*.th")) for sig in sigs):
+            return get_model(name)
+    return None
+
+
+def _load_demucs(name: str, repo: Path | None):
+    """Demucs's own `get_model`: from `repo`, else its caches, else download. SeparationError if none works."""
+    key = (name, str(repo))
+    if key in _demucs_models:
+        return _demucs_models[key]
+    from demucs.pretrained import get_model
+    from demucs.repo import ModelLoadingError
+
+    if repo is not None and not Path(repo).is_dir():
+        raise SeparationError(f"Demucs model folder {repo} does not exist")
+    try:
+        if repo is not None:
+            model = get_model(name, repo=Path(repo))
+        else:
+            model = _cached_offline(name)
+            if model is None:
+                if not _online():
+                    raise SeparationError(f"{name} weights are not cached and there is no network; "
+                                          "use --separator embedded or --demucs-repo DIR")
+                model = get_model(name)
+    except SeparationError:
+        raise
+    except (ModelLoadingError, OSError, ValueError, KeyError, ImportError, SystemExit) as err:
+        raise SeparationError(f"cannot load Demucs model {name!r}: {str(err).strip()[:200]}") from None
+    model.eval()
+    _demucs_models[key] = model
+    return model
+
+
+def demucs_status(demucs_repo: Path | None = None) -> str:
+    """One line on where htdemucs would come from, for `covergen doctor`."""
+    repo = _demucs_repo(demucs_repo)
+    if repo is not None:
+        return f"local folder {repo}"
+    if _cached_offline(DEMUCS_MODEL) is not None:
+        return "Demucs cache (downloaded earlier)"
+    return "downloadable (network reachable)" if _online() else "unavailable offline: not cached and no network"
+
+
+def resolve_separator(separator: str, demucs_repo: Path | None = None) -> tuple[str, str]:
+    """Pick the separator to use. Returns (name, notice); notice says why if `auto` fell back."""
+    if separator not in SEPARATORS:
+        raise SeparationError(f"unknown separator {separator!r}; choose one of {', '.join(SEPARATORS)}")
+    if separator != "auto":
+        return separator, ""
+    try:
+        _load_demucs(DEMUCS_MODEL, _demucs_repo(demucs_repo))
+        return "htdemucs", ""
+    except SeparationError as err:
+        return "embedded", f"htdemucs unavailable ({err}); using the embedded DSP separator"
+
+
+def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+    import torch
+    from demucs.apply import apply_model
+
+    wav = torch.from_numpy(np.ascontiguousarray(y if y.shape[0] == 2 else np.repeat(y[:1], 2, axis=0)))
+    ref = wav.mean(0)
+    mean, std = ref.mean(), ref.std() + 1e-8
+    stems = {}
+    # Outer chunks of 60 s keep memory bounded on long songs; apply_model splits further.
+    chunk = 60 * SAMPLE_RATE
+    outs = []
+    n_chunks = max(1, -(-wav.shape[1] // chunk))
+    with torch.no_grad():
+        for i in range(n_chunks):
+            piece = (wav[:, i * chunk:(i + 1) * chunk] - mean) / std
+            est = apply_model(model, piece[None], split=True, overlap=0.25, progress=False, num_workers=0)[0]
+            outs.append((est * std + mean).numpy())
+            if on_progress:
+                on_progress((i + 1) / n_chunks)
+    est = np.concatenate(outs, axis=-1)
+    for index, name in enumerate(model.sources):
+        stems[name] = est[index].astype(np.float32)
+    if set(STEMS) - set(stems):
+        raise SeparationError(f"Demucs model gives {model.sources}, covergen needs {', '.join(STEMS)}")
+    return {k: stems[k] for k in STEMS}
+
+
+def _melody_f0(y_harm: np.ndarray, sample_rate: int, frame_times: np.ndarray) -> np.ndarray:
+    """Predominant melody f0 (Hz, 0 = none) at `frame_times`, from swift-f0 on the harmonic part."""
+    from swift_f0 import SwiftF0
+
+    mono16 = audio.resample(y_harm, orig_sr=sample_rate, target_sr=16000)
+    result = SwiftF0(threads=2).detect(mono16, sample_rate=16000, fmin=110.0, fmax=1100.0)
+    voiced = result.confidence >= 0.5
+    f0 = np.where(voiced, result.pitch_hz, 0.0)
+    index = np.clip(np.searchsorted(result.timestamps, frame_times), 0, len(f0) - 1)
+    return f0[index]
+
+
+def _embedded_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+    import librosa
+
+    n_fft, hop = 4096, 1024
+    spec = librosa.stft(y, n_fft=n_fft, hop_length=hop)  # (channels, freq, frames)
+    mag = np.abs(spec).mean(axis=0)
+    harm_mask, perc_mask = librosa.decompose.hpss(mag, kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
+    if on_progress:
+        on_progress(0.3)
+    y_harm = librosa.istft((spec * harm_mask).mean(axis=0), hop_length=hop, length=y.shape[-1])
+    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=n_fft)
+    times = librosa.frames_to_time(np.arange(spec.shape[-1]), sr=SAMPLE_RATE, hop_length=hop)
+    f0 = _melody_f0(y_harm, SAMPLE_RATE, times)
+    if on_progress:
+        on_progress(0.6)
+    # Harmonic comb around k*f0: bump width grows with frequency (vibrato, bin spread).
+    comb = np.zeros_like(mag)
+    bin_hz = freqs[1]
+    for t in np.flatnonzero(f0 > 0):
+        k = np.arange(1, int(min(8000.0, freqs[-1]) // f0[t]) + 1)
+        centres = k * f0[t]
+        width = np.maximum(1.5 * bin_hz, 0.02 * centres)
+        comb[:, t] = np.exp(-0.5 * ((freqs[:, None] - centres[None]) / width[None]) ** 2).max(axis=1)
+    vocal_mask = harm_mask * comb
+    low = np.clip((300.0 - freqs) / 150.0, 0.0, 1.0)[:, None]  # 1 below 150 Hz, 0 above 300 Hz
+    rest = harm_mask * (1.0 - comb)
+    masks = {"vocals": vocal_mask, "drums": perc_mask, "bass": rest * low, "other": rest * (1.0 - low)}
+    stems = {name: librosa.istft(spec * m, hop_length=hop, length=y.shape[-1]).astype(np.float32)
+             for name, m in masks.items()}
+    if on_progress:
+        on_progress(1.0)
+    return stems
+
+
+def save_stems(stems: dict[str, np.ndarray], folder: Path, *, sample_rate: int) -> None:
+    """Write stems as float WAV files named <stem>.wav (the demucs CLI layout inside `folder`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, y in stems.items():
+        audio.save(folder / f"{name}.wav", y, sample_rate=sample_rate, subtype="FLOAT")
+
+
+def load_stems(folder: Path) -> tuple[dict[str, np.ndarray], int] | None:
+    """Read a cached stem folder; None if any stem is missing."""
+    import soundfile as sf
+
+    if not all((folder / f"{s}.wav").is_file() for s in STEMS):
+        return None
+    stems, rate = {}, None
+    for s in STEMS:
+        data, rate = sf.read(folder / f"{s}.wav", dtype="float32", always_2d=True)
+        stems[s] = np.ascontiguousarray(data.T)
+    return stems, int(rate)
+
+
+def separate(
+    y: np.ndarray,
+    *,
+    sample_rate: int,
+    separator: str = "auto",
+    demucs_repo: Path | None = None,
+    use_cache: bool = True,
+    on_progress: Callable[[float], None] | None = None,
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Split y [shape=(channels, samples)] at 44.1 kHz into four stems of the same shape.
+
+    Returns (stems, info) where info names the separator used, where its model came from,
+    whether the cache was hit, and any fallback notice.
+    """
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"separate() expects {SAMPLE_RATE} Hz audio, got {sample_rate}")
+    name, notice = resolve_separator(separator, demucs_repo)
+    if notice:
+        log.warning(notice)
+    version = _EMBEDDED_VERSION if name == "embedded" else DEMUCS_MODEL
+    repo = _demucs_repo(demucs_repo) if name == "htdemucs" else None
+    source = ("no weights (DSP)" if name == "embedded"
+              else f"local folder {repo}" if repo else "Demucs cache / download")
+    info = {"separator": name, "model_source": source, "notice": notice, "cache_hit": False}
+    key_dir = cache_dir() / f"{audio.content_hash(y, sample_rate)[:24]}-{version}"
+    if use_cache:
+        cached = load_stems(key_dir)
+        if cached is not None and cached[1] == sample_rate:
+            info["cache_hit"] = True
+            if on_progress:
+                on_progress(1.0)
+            return cached[0], info
+    if name == "htdemucs":
+        stems = _demucs_stems(y, model=_load_demucs(DEMUCS_MODEL, repo), on_progress=on_progress)
+    else:
+        stems = _embedded_stems(y, on_progress=on_progress)
+    if use_cache:
+        try:
+            save_stems(stems, key_dir, sample_rate=sample_rate)
+        except OSError as err:  # a read-only cache must not stop a cover
+            log.warning("could not cache stems in %s: %s", key_dir, err)
+    return stems, info

@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+
+from covergen import audio
+from covergen.errors import AudioContentError, AudioLoadError, OutputError
+
+from .conftest import sine, write
+
+
+@pytest.mark.parametrize("sr,subtype,channels", [(8000, "PCM_16", 1), (96000, "PCM_24", 2), (44100, "FLOAT", 2)])
+def test_load_any_rate_depth_and_channels(tmp_path, sr, subtype, channels):
+    y = np.stack([sine(440, 1.5, sr)] * channels)
+    path = write(tmp_path / "x.wav", y, sr, subtype)
+    out, out_sr = audio.load(path)
+    assert out_sr == sr and out.shape == (channels, y.shape[1]) and out.dtype == np.float32
+    assert np.max(np.abs(out - y)) < 1e-3
+    resampled, rate = audio.load(path, sample_rate=22050)
+    assert rate == 22050 and abs(resampled.shape[1] - 1.5 * 22050) <= 1
+
+
+def test_load_errors_name_the_file(tmp_path):
+    cases = {}
+    cases["missing"] = (tmp_path / "nope.wav", AudioLoadError, "no such file")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    cases["empty"] = (tmp_path / "empty.wav", AudioLoadError, "empty file")
+    (tmp_path / "text.wav").write_bytes(b"this is not audio at all" * 100)
+    cases["corrupt"] = (tmp_path / "text.wav", AudioLoadError, "not a readable audio file")
+    write(tmp_path / "tiny.wav", sine(440, 0.005, 44100), 44100)
+    cases["5ms"] = (tmp_path / "tiny.wav", AudioContentError, "5 ms")
+    write(tmp_path / "silent.wav", np.zeros(44100 * 2, np.float32), 44100)
+    cases["silence"] = (tmp_path / "silent.wav", AudioContentError, "silent")
+    for name, (path, exc, text) in cases.items():
+        with pytest.raises(exc) as info:
+            audio.load(path)
+        message = str(info.value)
+        assert str(path) in message and text in message and "\n" not in message, name
+
+
+@pytest.mark.parametrize("keep_bytes", [60, 100_000])
+def test_truncated_wav_is_rejected(tmp_path, keep_bytes):
+    path = write(tmp_path / "full.wav", sine(440, 3.0, 44100), 44100)
+    trunc = tmp_path / "trunc.wav"
+    trunc.write_bytes(path.read_bytes()[:keep_bytes])  # a cut-off download
+    with pytest.raises((AudioLoadError, AudioContentError), match="trunc.wav.*(truncated|ms of audio)"):
+        audio.load(trunc)
+
+
+def test_save_is_atomic_and_checks_folder(tmp_path):
+    y = np.stack([sine(220, 1.0, 16000)] * 2)
+    out = audio.save(tmp_path / "a.flac", y, sample_rate=16000)
+    back, sr = audio.load(out)
+    assert sr == 16000 and np.max(np.abs(back - y)) < 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["a.flac"]  # no temp files left
+    with pytest.raises(OutputError, match="does not exist"):
+        audio.save(tmp_path / "missing" / "a.wav", y, sample_rate=16000)
+    with pytest.raises(OutputError, match="unsupported output format"):
+        audio.save(tmp_path / "a.mp3", y, sample_rate=16000)
