@@ -24,9 +24,10 @@ log = logging.getLogger(__name__)
 
 
 def _eq_plugins(bands: tuple[EqBand, ...]) -> list[pb.Plugin]:
+    """Pedalboard's high/low-pass filters are first order (6 dB/oct); two in series give 12 dB/oct."""
     makers = {
-        "highpass": lambda b: pb.HighpassFilter(cutoff_frequency_hz=b.cutoff_hz),
-        "lowpass": lambda b: pb.LowpassFilter(cutoff_frequency_hz=b.cutoff_hz),
+        "highpass": lambda b: pb.Pedalboard([pb.HighpassFilter(cutoff_frequency_hz=b.cutoff_hz) for _ in "12"]),
+        "lowpass": lambda b: pb.Pedalboard([pb.LowpassFilter(cutoff_frequency_hz=b.cutoff_hz) for _ in "12"]),
         "lowshelf": lambda b: pb.LowShelfFilter(cutoff_frequency_hz=b.cutoff_hz, gain_db=b.gain_db, q=b.q),
         "highshelf": lambda b: pb.HighShelfFilter(cutoff_frequency_hz=b.cutoff_hz, gain_db=b.gain_db, q=b.q),
         "peak": lambda b: pb.PeakFilter(cutoff_frequency_hz=b.cutoff_hz, gain_db=b.gain_db, q=b.q),
