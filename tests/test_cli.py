@@ -1,0 +1,142 @@
+"""The CLI end to end, and every bad input as one error line with exit code 1 and no output file."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from covergen import mix
+from covergen.cli import app
+
+from .conftest import DEMO_SONG, shared_file, sine, write
+
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def jazz_cover(tmp_path_factory):
+    """`covergen make` on the demo song at 48 kHz mono (rate and channels differ from the pipeline's)."""
+    import librosa
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    y, sr = sf.read(DEMO_SONG, dtype="float32")
+    song = tmp / "song48k.wav"
+    sf.write(song, librosa.resample(y.mean(axis=1), orig_sr=sr, target_sr=48000), 48000, subtype="PCM_24")
+    out, report = tmp / "cover.wav", tmp / "cover.json"
+    result = _run("make", song, "--to", "jazz", "-o", out, "--report", report, "--stems-dir", tmp / "stems", "-q")
+    return song, out, report, result, tmp
+
+
+def test_make_writes_cover_at_input_rate_and_target_loudness(jazz_cover):
+    song, out, report, result, _ = jazz_cover
+    assert result.exit_code == 0, result.output
+    y, sr = sf.read(out, dtype="float32", always_2d=True)
+    assert sr == 48000 and y.shape[1] == 2
+    assert mix.integrated_lufs(y.T, sample_rate=sr) == pytest.approx(-14.0, abs=1.0)
+    assert mix.true_peak_dbtp(y.T, sample_rate=sr) <= -1.0 + 0.1  # 24-bit rounding
+
+
+def test_make_changes_tempo_by_the_preset(jazz_cover):
+    song, out, *_ = jazz_cover
+    y_in, sr_in = sf.read(song, dtype="float32", always_2d=True)
+    y_out, sr_out = sf.read(out, dtype="float32", always_2d=True)
+    before = mix.measure_tempo_bpm(y_in.T, sample_rate=sr_in)
+    after = mix.measure_tempo_bpm(y_out.T, sample_rate=sr_out)
+    assert after == pytest.approx(before - 15.0, abs=2.0), (before, after)
+
+
+def test_make_report_has_facts_models_and_check(jazz_cover):
+    _, out, report, result, tmp = jazz_cover
+    r = json.loads(report.read_text())
+    assert r["input"]["sample_rate"] == 48000 and r["input"]["channels"] == 1
+    assert r["output"]["path"] == str(out) and abs(r["output"]["lufs"] + 14) < 0.5
+    assert r["output"]["true_peak_dbtp"] <= -1.0
+    for stage in ("load", "analyse", "separate", "transfer", "mix", "check", "total"):
+        assert r["stages_s"][stage] >= 0
+    assert r["separation"]["separator"] in ("embedded", "htdemucs") and r["separation"]["model_source"]
+    transferred = {t["stem"]: t for t in r["transfer"]}
+    assert transferred["vocals"]["instrument"] == "tenor_sax"
+    assert transferred["vocals"]["model"]["sha256"] and transferred["vocals"]["model"]["origin"] == "shipped"
+    assert r["cover_check"]["status"] == "done" and "score" in r["cover_check"]
+    assert r["mix"]["stretch_rate"] == pytest.approx((r["input"]["tempo_bpm"] - 15) / r["input"]["tempo_bpm"], rel=1e-3)
+    for stem in ("vocals", "drums", "bass", "other"):
+        assert (tmp / "stems" / "separated" / f"{stem}.wav").is_file()
+
+
+def test_second_genre_reuses_cached_stems(jazz_cover, tmp_path):
+    song, *_ = jazz_cover
+    report = tmp_path / "r.json"
+    result = _run("make", song, "--to", "rock", "-o", tmp_path / "rock.flac", "--report", report, "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["separation"]["cache_hit"] is True
+    assert sf.info(tmp_path / "rock.flac").samplerate == 48000
+
+
+def _bad_inputs(tmp):
+    cases = {"missing": (tmp / "missing.wav", "no such file")}
+    (tmp / "empty.wav").write_bytes(b"")
+    cases["empty"] = (tmp / "empty.wav", "empty file")
+    (tmp / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 50)
+    cases["corrupt"] = (tmp / "corrupt.wav", "not a readable audio file")
+    cases["5ms"] = (write(tmp / "tiny.wav", sine(440, 0.005, 44100), 44100), "5 ms")
+    cases["silence"] = (write(tmp / "silence.wav", np.zeros(44100 * 3, np.float32), 44100), "silent")
+    rng = np.random.default_rng(0)
+    hum = sine(220, 8, 22050) * 0.3 + 0.01 * rng.standard_normal(8 * 22050).astype(np.float32)
+    cases["no beat"] = (write(tmp / "drone.wav", hum, 22050), "no steady beat")
+    return cases
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "5ms", "silence", "no beat"])
+def test_bad_input_is_one_line_exit_1_no_output(tmp_path, case):
+    song, expected = _bad_inputs(tmp_path)[case]
+    out = tmp_path / "out.wav"
+    result = _run("make", song, "--to", "jazz", "-o", out, "--report", tmp_path / "r.json")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(song.name) in lines[0], result.stderr
+    assert expected in lines[0] and "Traceback" not in result.output
+    assert not out.exists() and not (tmp_path / "r.json").exists()
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_speech_is_refused():
+    speech = shared_file("real", "198-209-0000.ogg")
+    result = _run("make", speech, "--to", "jazz", "-o", "/tmp/covergen-speech-test.wav")
+    assert result.exit_code == 1 and "no steady beat" in result.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--to", "polka"], "unknown genre 'polka'"),
+    (["--to", "jazz", "-o", "/nonexistent-dir/x.wav"], "does not exist"),
+    (["--to", "jazz", "-o", "/proc/x.wav"], "cannot write"),
+    (["--to", "jazz", "-o", "x.mp3"], "unsupported output format"),
+])
+def test_bad_options_fail_fast(tmp_path, args, expected):
+    song = write(tmp_path / "song.wav", sine(440, 2, 22050), 22050)
+    result = _run("make", song, *args)
+    assert result.exit_code == 1 and expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_presets_list_and_show():
+    listing = _run("presets", "list")
+    assert listing.exit_code == 0 and all(n in listing.output for n in ("jazz", "rock", "bossa_nova", "lofi"))
+    shown = _run("presets", "show", "jazz")
+    assert shown.exit_code == 0 and "tempo_change_bpm = -15" in shown.output
+    missing = _run("presets", "show", "polka")
+    assert missing.exit_code == 1 and "unknown genre" in missing.stderr
+
+
+def test_doctor_lists_separators_and_models():
+    result = _run("doctor", "--json")
+    facts = json.loads(result.output)
+    assert result.exit_code == 0 and "embedded" in facts["separators"]
+    assert any(k.startswith("timbre-") for k in facts["models"])
+
+
+def test_usage_error_is_exit_2():
+    assert runner.invoke(app, ["make"]).exit_code == 2
