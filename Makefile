@@ -31,7 +31,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH)
 
 models: install
 	$(BIN)/python -m covergen.training.build_models

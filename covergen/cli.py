@@ -153,6 +153,58 @@ def separate_cmd(
             err_console.print(f"wrote 4 stems to {folder} (separator {info['separator']})", highlight=False)
 
 
+@app.command(epilog="Exit codes: 0 every song covered (or skipped as already done); 1 some songs failed "
+                      "(listed at the end); 2 usage error.\n\n"
+                      "Example: covergen batch ~/Music --to jazz -o covers --recursive --jobs 2 --skip-existing --json "
+                      "| jq -r 'select(.status==\"failed\") | .path'")
+def batch(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of songs (wav, flac, ogg, mp3, aiff)."),
+    to: str = typer.Option(..., "--to", "-t", help="Genre preset name or preset .toml file."),
+    out_dir: Path = typer.Option(Path("covers"), "-o", "--out-dir", help="Output folder; mirrors the input tree."),
+    recursive: bool = typer.Option(False, "--recursive", "-r", help="Also cover songs in sub-folders."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes on this machine."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip songs whose cover already exists (resume an interrupted run)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per song on stdout (path, status, output, seconds, error); logs go to stderr."),
+    fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),
+    separator: Separator = typer.Option(Separator.auto, "--separator"),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary; errors only."),
+) -> None:
+    """Cover every song in FOLDER. One bad file never stops the rest; finished covers are never half-written."""
+    from . import batch as batch_mod
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        from . import presets
+
+        presets.load(to)  # an unknown genre fails before any work
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tasks, results = batch_mod.plan(folder, out_dir, genre=to, recursive=recursive, skip_existing=skip_existing,
+                                        fmt=fmt.value, separator=separator.value, seed=seed)
+        for r in results:
+            if as_json:
+                sys.stdout.write(json.dumps(r.to_json()) + "\n")
+        with _progress(quiet) as bar:
+            task_id = bar.add_task("batch", total=len(tasks) + len(results), completed=len(results))
+            for r in batch_mod.run_local(tasks, jobs=jobs):
+                results.append(r)
+                bar.advance(task_id)
+                if as_json:
+                    sys.stdout.write(json.dumps(r.to_json()) + "\n")
+                    sys.stdout.flush()
+                elif r.status == "failed":
+                    err_console.print(f"[red]failed:[/] {r.error}", highlight=False, soft_wrap=True)
+        failed = [r for r in results if r.status == "failed"]
+        if not quiet:
+            done = sum(r.status == "done" for r in results)
+            skipped = sum(r.status == "skipped" for r in results)
+            err_console.print(f"{done} covered, {skipped} skipped, {len(failed)} failed -> {out_dir}", highlight=False)
+            for r in failed:
+                err_console.print(f"  {r.path}", highlight=False, soft_wrap=True)
+        if failed:
+            raise typer.Exit(code=1)
+
+
 @presets_app.command("list")
 def presets_list() -> None:
     """List the shipped genre presets."""

@@ -7,6 +7,7 @@ Every file is sha256-checked before use.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tomllib
@@ -121,12 +122,17 @@ def register(name: str, file: Path, *, kind: str, source: str, license: str, car
     file = Path(file)
     if file.parent.resolve() != root.resolve():
         raise ValueError(f"{file} is not inside {root}")
-    table = {}
     reg = root / REGISTRY_FILE
-    if reg.is_file():
-        table = tomllib.loads(reg.read_text())
-    table[name] = {"kind": kind, "file": file.name, "sha256": sha256_of(file),
-                   "source": source, "license": license, "card": card}
+    with open(root / ".registry.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # recipes may register concurrently; never lose an entry
+        _write_entry(reg, name, file, kind=kind, source=source, license=license, card=card)
+    _verified.pop(root / file.name, None)
+    return _read(root, "shipped" if root == models_dir() else "user")[name]
+
+
+def _write_entry(reg: Path, name: str, file: Path, **fields: str) -> None:
+    table = tomllib.loads(reg.read_text()) if reg.is_file() else {}
+    table[name] = {"file": file.name, "sha256": sha256_of(file), **fields}
     lines = ["# Written by covergen's training recipes (`make models`); sha256 checked on every load.", ""]
     for key in sorted(table):
         lines.append(f"[{key}]")
@@ -137,5 +143,3 @@ def register(name: str, file: Path, *, kind: str, source: str, license: str, car
     tmp = reg.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines))
     os.replace(tmp, reg)
-    _verified.pop(root / file.name, None)
-    return _read(root, "shipped" if root == models_dir() else "user")[name]

@@ -14,7 +14,7 @@ import pretty_midi
 
 from .render import render_midi
 
-__all__ = ["compose", "render_stems", "STEM_PROGRAMS"]
+__all__ = ["compose", "render_stems", "held_out_songs", "STEM_PROGRAMS"]
 
 TEMPO_BPM = 120.0
 # stem -> (GM program, is_drum, pan -1..1)
@@ -42,12 +42,17 @@ def _melody_bar(rng, bar_start_s, root, quality, beat_s, low, high, prev):
     return notes, prev
 
 
-def compose(seed: int = 7, bars: int = 22) -> dict[str, pretty_midi.PrettyMIDI]:
-    """One PrettyMIDI per stem (same timeline): intro 2 bars, verse, chorus an octave-ish up, outro."""
+def compose(seed: int = 7, bars: int = 22, *, tempo_bpm: float = TEMPO_BPM,
+            programs: dict[str, int] | None = None) -> dict[str, pretty_midi.PrettyMIDI]:
+    """One PrettyMIDI per stem (same timeline): intro 2 bars, verse, chorus an octave-ish up, outro.
+
+    `programs` overrides the GM program (0-based) of any pitched stem, for varied test songs.
+    """
     rng = np.random.default_rng(seed)
-    beat_s = 60.0 / TEMPO_BPM
-    parts = {stem: pretty_midi.Instrument(program=prog, is_drum=drum, name=stem)
-             for stem, (prog, drum, _) in STEM_PROGRAMS.items()}
+    beat_s = 60.0 / tempo_bpm
+    programs = {stem: prog for stem, (prog, _, _) in STEM_PROGRAMS.items()} | (programs or {})
+    parts = {stem: pretty_midi.Instrument(program=programs[stem], is_drum=drum, name=stem)
+             for stem, (_, drum, _) in STEM_PROGRAMS.items()}
     prev = 64
     for bar in range(bars):
         root, quality = _PROGRESSION[bar % 4]
@@ -78,10 +83,27 @@ def compose(seed: int = 7, bars: int = 22) -> dict[str, pretty_midi.PrettyMIDI]:
             parts["vocals"].notes.extend(notes)
     out = {}
     for stem, inst in parts.items():
-        midi = pretty_midi.PrettyMIDI(initial_tempo=TEMPO_BPM)
+        midi = pretty_midi.PrettyMIDI(initial_tempo=tempo_bpm)
         midi.instruments.append(inst)
         out[stem] = midi
     return out
+
+
+# Varied arrangements for measuring separation on songs nobody tuned on (0-based GM programs).
+_LEADS = (53, 52, 73, 65, 85, 56)        # voice oohs, choir aahs, flute, alto sax, voice lead, trumpet
+_BASSES = (33, 32, 34, 35, 38)           # finger, acoustic, pick, fretless, synth bass
+_OTHERS = (0, 4, 24, 16, 48)             # piano, e-piano, nylon guitar, organ, strings
+
+
+def held_out_songs(count: int = 6, *, first_seed: int = 1000) -> list[dict]:
+    """Settings of `count` test songs (seed, tempo, programs); seeds >= 1000 are never used for tuning."""
+    rng = np.random.default_rng(first_seed)
+    songs = []
+    for i in range(count):
+        songs.append({"seed": first_seed + i, "tempo_bpm": float(rng.integers(90, 141)),
+                      "programs": {"vocals": int(rng.choice(_LEADS)), "bass": int(rng.choice(_BASSES)),
+                                   "other": int(rng.choice(_OTHERS))}})
+    return songs
 
 
 def _pan(y_mono: np.ndarray, pan: float) -> np.ndarray:
@@ -89,10 +111,11 @@ def _pan(y_mono: np.ndarray, pan: float) -> np.ndarray:
     return np.stack([np.cos(angle) * y_mono, np.sin(angle) * y_mono]).astype(np.float32)
 
 
-def render_stems(*, sample_rate: int = 44100, seed: int = 7, bars: int = 22) -> dict[str, np.ndarray]:
+def render_stems(*, sample_rate: int = 44100, seed: int = 7, bars: int = 22, tempo_bpm: float = TEMPO_BPM,
+                 programs: dict[str, int] | None = None) -> dict[str, np.ndarray]:
     """Render each stem [shape=(2, samples)], all the same length; their sum is the song."""
     stems = {}
-    for stem, midi in compose(seed=seed, bars=bars).items():
+    for stem, midi in compose(seed=seed, bars=bars, tempo_bpm=tempo_bpm, programs=programs).items():
         y = render_midi(midi, sample_rate=sample_rate, gain=0.6)
         stems[stem] = _pan(y.mean(axis=0), STEM_PROGRAMS[stem][2])
     n = max(s.shape[1] for s in stems.values())

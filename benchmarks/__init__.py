@@ -1,0 +1,1 @@
+"""covergen benchmarks (`make bench`): quality and speed, written to bench/. Not tests."""

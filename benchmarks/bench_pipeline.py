@@ -1,0 +1,78 @@
+"""Wall time and peak memory per stage of `covergen make`, and the real-time factor.
+
+On the bundled demo song and the ../shared/data/real clips that are music (skipped when absent).
+RTF = processing seconds / audio seconds (lower is faster). Run twice per song: the first
+run separates, the second hits the stem cache; both are reported.
+"""
+from __future__ import annotations
+
+import statistics
+
+from covergen import pipeline
+from covergen.errors import CovergenError
+
+from .common import SHARED, PeakRSS, REPO, write
+
+SONGS = [REPO / "covergen" / "data" / "demo_song.flac",
+         SHARED / "real" / "Kevin_MacLeod_-_Vibe_Ace.ogg",
+         SHARED / "real" / "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg"]
+
+
+def _run(song, genre, meter):
+    peaks = {}
+    current = {"stage": None}
+
+    def on_progress(stage, fraction):
+        if stage != current["stage"]:
+            if current["stage"]:
+                peaks[current["stage"]] = meter.peak_mb()
+            current["stage"] = stage
+            meter.reset()
+
+    cover = pipeline.make_cover(song, genre=genre, separator="auto", on_progress=on_progress)
+    peaks[current["stage"]] = meter.peak_mb()
+    return cover.report, peaks
+
+
+def main() -> dict:
+    rows = []
+    with PeakRSS() as meter:
+        for song in SONGS:
+            if not song.exists():
+                continue
+            for attempt in ("first", "cached"):
+                try:
+                    report, peaks = _run(song, "jazz", meter)
+                except CovergenError as err:
+                    rows.append({"song": song.name, "run": attempt, "error": str(err)})
+                    break
+                rows.append({"song": song.name, "run": attempt, "duration_s": report["input"]["duration_s"],
+                             "separator": report["separation"]["separator"], "stages_s": report["stages_s"],
+                             "peak_rss_mb": {k: round(v) for k, v in peaks.items()},
+                             "rtf": report["real_time_factor"], "lufs": report["output"]["lufs"],
+                             "true_peak_dbtp": report["output"]["true_peak_dbtp"],
+                             "cover_check": report.get("cover_check", {})})
+    ok = [r for r in rows if "rtf" in r and r["run"] == "first"]
+    summary = {"median_rtf_first_run": statistics.median(r["rtf"] for r in ok) if ok else None}
+    lines = ["# Pipeline: `covergen make --to jazz`", "",
+             "RTF = wall seconds / audio seconds (lower is faster). Peak RSS per stage in MB.", "",
+             "| song | run | sep. | audio s | load | analyse | separate | transfer | mix | check | total | RTF | peak MB | LUFS | dBTP | check z |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['song']} | {r['run']} | error: {r['error']} |" + " |" * 13)
+            continue
+        s = r["stages_s"]
+        z = r["cover_check"].get("z")
+        lines.append(f"| {r['song']} | {r['run']} | {r['separator']} | {r['duration_s']:.0f} | "
+                     + " | ".join(f"{s.get(k, 0):.1f}" for k in ("load", "analyse", "separate", "transfer", "mix",
+                                                                  "check", "total"))
+                     + f" | {r['rtf']:.2f} | {max(r['peak_rss_mb'].values())} | {r['lufs']:.1f} | "
+                       f"{r['true_peak_dbtp']:.1f} | {z if z is None else round(z, 1)} |")
+    lines += ["", f"Median RTF (first run): {summary['median_rtf_first_run']}", ""]
+    write("pipeline", {"rows": rows, "summary": summary}, "\n".join(lines))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Batch covers of a music folder: one task per song, N worker processes, resumable.
+
+Every song's output goes to OUTDIR mirroring the input tree, written atomically, so an
+interrupted run leaves only finished files and `skip_existing` resumes it. One bad file
+never stops the rest: its error becomes that song's result. Workers share the on-disk
+stem cache, and each process keeps its loaded models for every song it gets.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import pipeline
+from .errors import CovergenError
+
+__all__ = ["AUDIO_SUFFIXES", "Task", "Result", "find_songs", "plan", "cover_task", "run_local"]
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+
+
+@dataclass(frozen=True)
+class Task:
+    song: str
+    output: str
+    genre: str
+    separator: str = "auto"
+    seed: int = 0
+
+
+@dataclass
+class Result:
+    path: str
+    status: str  # "done", "skipped", "failed"
+    output: str | None
+    seconds: float
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def find_songs(folder: Path, *, recursive: bool = False) -> list[Path]:
+    """Audio files (by suffix) in `folder`, sorted; hidden files and covergen temp files skipped."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in Path(folder).glob(pattern)
+                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+
+
+def plan(folder: Path, out_dir: Path, *, genre: str, recursive: bool = False, skip_existing: bool = False,
+         fmt: str = "wav", separator: str = "auto", seed: int = 0) -> tuple[list[Task], list[Result]]:
+    """Tasks to run, and results for songs skipped because their output already exists."""
+    genre_name = Path(genre).stem if genre.endswith(".toml") else genre
+    tasks, skipped = [], []
+    for song in find_songs(folder, recursive=recursive):
+        rel = song.relative_to(folder)
+        output = Path(out_dir) / rel.parent / f"{song.stem}-{genre_name}.{fmt}"
+        if skip_existing and output.is_file():
+            skipped.append(Result(str(song), "skipped", str(output), 0.0))
+            continue
+        tasks.append(Task(str(song), str(output), genre, separator, seed))
+    return tasks, skipped
+
+
+def cover_task(task: Task) -> Result:
+    """Cover one song; a CovergenError becomes a failed Result, never an exception."""
+    t0 = time.perf_counter()
+    try:
+        out = Path(task.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        pipeline.check_writable(out)
+        cover = pipeline.make_cover(Path(task.song), genre=task.genre, separator=task.separator, seed=task.seed)
+        pipeline.write_cover(cover, out)
+        return Result(task.song, "done", task.output, round(time.perf_counter() - t0, 3))
+    except CovergenError as err:
+        return Result(task.song, "failed", None, round(time.perf_counter() - t0, 3), str(err))
+    except OSError as err:
+        return Result(task.song, "failed", None, round(time.perf_counter() - t0, 3),
+                      f"{task.song}: {err.strerror or err}")
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    logging.getLogger("covergen").setLevel(logging.ERROR)
+
+
+def run_local(tasks: list[Task], *, jobs: int = 1) -> Iterator[Result]:
+    """Run tasks on `jobs` worker processes (in this process when jobs == 1); yields results as they finish."""
+    if jobs <= 1:
+        for task in tasks:
+            yield cover_task(task)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(threads,)) as pool:
+        futures = {pool.submit(cover_task, t): t for t in tasks}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as err:  # a worker that died (killed, out of memory): report, keep going
+                task = futures[future]
+                yield Result(task.song, "failed", None, 0.0, f"{task.song}: worker died ({type(err).__name__})")
