@@ -8,6 +8,7 @@ stem cache, and each process keeps its loaded models for every song it gets.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -99,7 +100,10 @@ def run_local(tasks: list[Task], *, jobs: int = 1) -> Iterator[Result]:
             yield cover_task(task)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(threads,)) as pool:
+    # spawn, not fork: forking a process whose OpenMP/torch threads already ran can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
         futures = {pool.submit(cover_task, t): t for t in tasks}
         for future in as_completed(futures):
             try:
