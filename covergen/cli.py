@@ -153,6 +153,93 @@ def separate_cmd(
             err_console.print(f"wrote 4 stems to {folder} (separator {info['separator']})", highlight=False)
 
 
+@app.command()
+def transfer(
+    song: Path = typer.Argument(..., help="A monophonic recording: a stem, a sung or hummed line, a solo instrument."),
+    instrument: str = typer.Option(..., "--instrument", "-i", help="Instrument model (see `covergen instruments`)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<instrument>.wav."),
+    octave: str = typer.Option("auto", "--octave", help="Whole octaves to shift the melody: auto (into the instrument's range) or -4..4."),
+    force: bool = typer.Option(False, "--force", help="Transfer even if the input does not look monophonic and pitched."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Re-play a monophonic recording with an instrument's timbre (DDSP), keeping its melody and dynamics.
+
+    Full mixes, drums and speech are refused (with the measured reason) unless --force.
+    """
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        shift: str | int = octave
+        if octave != "auto":
+            try:
+                shift = int(octave)
+            except ValueError:
+                raise typer.BadParameter(f"--octave must be auto or an integer, got {octave!r}") from None
+        out = out or Path(f"{song.stem}-{instrument}.wav")
+        with _progress(quiet) as bar:
+            task = bar.add_task("transfer", total=1.0)
+            info = pipeline.transfer_file(song, out, instrument=instrument, octave=shift, force=force,
+                                          on_progress=lambda f: bar.update(task, completed=f))
+        if not quiet:
+            err_console.print(f"wrote {out} ({instrument}, octave shift {info.get('octave_shift', 0):+d})",
+                              highlight=False)
+
+
+@app.command()
+def instruments(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List the instrument models for timbre transfer: pitch range, training data, size, origin."""
+    from . import pipeline
+
+    with _errors_to_exit():
+        rows = pipeline.list_instruments()
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
+            return
+        import librosa
+
+        table = Table("name", "pitch range", "origin", "size", "trained on", "card", box=None)
+        for r in rows:
+            lo, hi = r.get("f0_range_hz", (0, 0))
+            pitch = f"{librosa.hz_to_note(lo)}-{librosa.hz_to_note(hi)} ({lo:.0f}-{hi:.0f} Hz)" if hi else "?"
+            data = r.get("training_data", {})
+            trained = (f"{data.get('seconds', 0) / 60:.1f} min audio, {data.get('files')} files, "
+                       f"{data.get('steps')} steps") if data else "?"
+            table.add_row(r["name"], pitch, r["origin"], f"{r['size_bytes'] / 2**20:.1f} MB", trained, r["card"])
+        out_console.print(table)
+
+
+@app.command("mix")
+def mix_cmd(
+    stems_dir: Path = typer.Argument(..., help="Stems folder: flat {vocals,drums,bass,other}.wav, the demucs layout "
+                                               "separated/<model>/<track>/, 6-stem names, or a `make --stems-dir` folder."),
+    to: str = typer.Option(..., "--to", "-t", help="Genre preset name or preset .toml file."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <folder>-<genre>.wav."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report."),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Mix a folder of stems with a genre preset (transfers, gains, EQ, reverb, tempo, loudness).
+
+    Edit a stem that `covergen make --stems-dir DIR` kept, then run `covergen mix DIR --to GENRE`.
+    """
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        genre_name = Path(to).stem if to.endswith(".toml") else to
+        out = out or Path(f"{stems_dir.resolve().name}-{genre_name}.wav")
+        pipeline.check_writable(out)
+        with _progress(quiet) as bar:
+            task = bar.add_task("start", total=1.0)
+            cover = pipeline.mix_stems(stems_dir, genre=to, seed=seed,
+                                       on_progress=lambda st, f: bar.update(task, description=st, completed=f))
+        pipeline.write_cover(cover, out, report_path=report)
+        if not quiet:
+            err_console.print(f"wrote {out} ({cover.report['output']['duration_s']:.1f} s, "
+                              f"{cover.report['output']['lufs']:.1f} LUFS)", highlight=False)
+
+
 @app.command(epilog="Exit codes: 0 every song covered (or skipped as already done); 1 some songs failed "
                       "(listed at the end); 2 usage error.\n\n"
                       "Example: covergen batch ~/Music --to jazz -o covers --recursive --jobs 2 --skip-existing --json "

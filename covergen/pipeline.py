@@ -6,6 +6,7 @@ report, which is plain JSON-able data.
 """
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import time
@@ -16,12 +17,15 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, audio, mix, presets, registry, separate
-from .errors import AudioContentError, CoverCheckError, OutputError, TransferError
+from .errors import AudioContentError, AudioLoadError, CoverCheckError, OutputError, TransferError
 
-__all__ = ["Cover", "make_cover", "write_cover", "MIN_PULSE", "SILENT_STEM_DBFS"]
+__all__ = ["Cover", "make_cover", "write_cover", "mix_stems", "read_stems_folder", "transfer_file",
+           "check_writable", "separate_song", "list_presets", "preset_text", "doctor", "MIN_PULSE",
+           "SILENT_STEM_DBFS", "STEMS_FACTS"]
 
 log = logging.getLogger(__name__)
 
+STEMS_FACTS = "covergen-stems.json"
 MIN_PULSE = 0.2
 SILENT_STEM_DBFS = -50.0
 ProgressFn = Callable[[str, float], None]
@@ -29,7 +33,11 @@ ProgressFn = Callable[[str, float], None]
 
 @dataclass
 class Cover:
-    """A finished cover: stereo audio at the input's sample rate, and its report."""
+    """A finished cover: stereo audio at the input's sample rate, and its report.
+
+    `separated` and `transferred` are the stems at `work_rate`, kept so `--stems-dir` can
+    write them and `covergen mix` can re-mix them into exactly this output.
+    """
     audio: np.ndarray
     sample_rate: int
     report: dict
@@ -72,15 +80,21 @@ def _model_facts(name: str) -> dict:
 
 
 def _transfer(stems: dict[str, np.ndarray], preset: presets.GenrePreset, sample_rate: int,
-              report: dict, progress) -> dict[str, np.ndarray]:
-    """Timbre-transfer the stems the preset asks for; refused or silent stems are kept as they are."""
+              report: dict, progress, done: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Timbre-transfer the stems the preset asks for; refused or silent stems are kept as they are.
+
+    `done` holds stems already transferred to the right instrument (from a kept stems folder).
+    """
     from . import timbre
 
     targets = [(s, p.instrument) for s, p in preset.stems.items() if p.action == "transfer"]
     out = {}
     for i, (stem, instrument) in enumerate(targets):
         entry = {"stem": stem, "instrument": instrument}
-        if _peak_dbfs(stems[stem]) < SILENT_STEM_DBFS:
+        if done and stem in done:
+            out[stem] = done[stem]
+            entry.update(status="transferred", reused=True, model=_model_facts(f"timbre-{instrument}"))
+        elif _peak_dbfs(stems[stem]) < SILENT_STEM_DBFS:
             entry.update(status="kept", reason=f"stem is silent (peak below {SILENT_STEM_DBFS:g} dBFS)")
         else:
             model = timbre.load_instrument(instrument)
@@ -143,7 +157,8 @@ def make_cover(
     with timer.stage("analyse"):
         pulse = mix.pulse_strength(y, sample_rate=rate)
         tempo = mix.measure_tempo_bpm(y, sample_rate=rate)
-        report["input"].update(pulse_strength=round(pulse, 3), tempo_bpm=tempo and round(tempo, 2))
+        report["input"].update(pulse_strength=round(pulse, 3), tempo_bpm=tempo and round(tempo, 2),
+                               tempo_bpm_exact=tempo)
         if pulse < MIN_PULSE or tempo is None:
             raise AudioContentError(f"{song}: no steady beat found (pulse strength {pulse:.2f} < {MIN_PULSE}); "
                                     "covergen covers music with a beat, not speech or ambience")
@@ -173,15 +188,19 @@ def make_cover(
 def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
                 stems_dir: Path | None = None) -> None:
     """Write the cover (atomically), optionally its JSON report and its stems."""
-    import json
-
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; give a file name like song-jazz.wav")
     if stems_dir is not None:
-        separate.save_stems(cover.separated, Path(stems_dir) / "separated", sample_rate=cover.work_rate)
+        stems_dir = Path(stems_dir)
+        separate.save_stems(cover.separated, stems_dir / "separated", sample_rate=cover.work_rate)
         if cover.transferred:
-            separate.save_stems(cover.transferred, Path(stems_dir) / "transferred", sample_rate=cover.work_rate)
+            separate.save_stems(cover.transferred, stems_dir / "transferred", sample_rate=cover.work_rate)
+        facts = {"song": cover.report["input"]["path"], "tempo_bpm": cover.report["input"]["tempo_bpm_exact"],
+                 "output_sample_rate": cover.sample_rate, "preset": cover.report["preset"]["name"],
+                 "transferred": {t["stem"]: t["instrument"] for t in cover.report["transfer"]
+                                 if t["status"] == "transferred"}}
+        (stems_dir / STEMS_FACTS).write_text(json.dumps(facts, indent=2))
     audio.save(out, cover.audio, sample_rate=cover.sample_rate)
     cover.report["output"]["path"] = str(out)
     if report_path is not None:
@@ -264,3 +283,145 @@ def doctor() -> dict:
     facts["tools"] = {"SoundFont": str(sf2) if sf2 else "none (apt-get install fluid-soundfont-gm)",
                       "fluidsynth": shutil.which("fluidsynth") or "not installed (apt-get install fluidsynth)"}
     return facts
+
+
+_SIX_STEM_ALIASES = {"guitar": "other", "piano": "other"}
+_STEM_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def _stem_files(folder: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for file in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if file.suffix.lower() in _STEM_SUFFIXES:
+            name = _SIX_STEM_ALIASES.get(file.stem.lower(), file.stem.lower())
+            if name in separate.STEMS:
+                found.setdefault(name, []).append(file)
+    return found
+
+
+def _find_stem_folder(root: Path) -> Path:
+    """The folder holding the stem files: ROOT itself, ROOT/separated (covergen --stems-dir),
+    or the one ROOT/<separator>/<track> or ROOT/<track> below it (the demucs CLI layout)."""
+    if not root.is_dir():
+        raise AudioLoadError(f"{root}: no such folder of stems")
+    for candidate in (root, root / "separated"):
+        if _stem_files(candidate):
+            return candidate
+    below = sorted({f.parent for f in root.glob("*/*") if _stem_files(f.parent)}
+                   | {f.parent for f in root.glob("*/*/*") if _stem_files(f.parent)})
+    if len(below) == 1:
+        return below[0]
+    if len(below) > 1:
+        names = ", ".join(str(b.relative_to(root)) for b in below[:5])
+        raise AudioLoadError(f"{root}: holds stems of {len(below)} tracks ({names}); point at one track folder")
+    raise AudioLoadError(f"{root}: no stem files named vocals/drums/bass/other (or guitar/piano) .wav/.flac")
+
+
+def read_stems_folder(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict, list[str]]:
+    """Load a stems folder at covergen's working rate.
+
+    Returns (stems, transferred, facts, notices): missing stems are silent, guitar/piano add
+    into `other`, stems of other rates or lengths are resampled and padded; each such fix
+    is a notice. `transferred` and `facts` come from a `make --stems-dir` folder.
+    """
+    root = Path(root)
+    folder = _find_stem_folder(root)
+    rate = separate.SAMPLE_RATE
+    notices: list[str] = []
+    loaded: dict[str, np.ndarray] = {}
+    for name, files in _stem_files(folder).items():
+        for file in files:
+            y, sr = audio.load(file, allow_silence=True, min_duration_s=0.1)
+            if sr != rate:
+                notices.append(f"{file.name}: resampled {sr} Hz -> {rate} Hz")
+                y = audio.resample(y, orig_sr=sr, target_sr=rate)
+            y = np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y
+            if name in loaded:
+                notices.append(f"{file.name}: mixed into {name}")
+                n = max(loaded[name].shape[1], y.shape[1])
+                y = np.pad(y, ((0, 0), (0, n - y.shape[1]))) + np.pad(loaded[name], ((0, 0), (0, n - loaded[name].shape[1])))
+            loaded[name] = y
+    lengths = {k: v.shape[1] for k, v in loaded.items()}
+    n = max(lengths.values())
+    if len(set(lengths.values())) > 1:
+        notices.append(f"stems differ in length ({min(lengths.values()) / rate:.2f}-{n / rate:.2f} s); "
+                       "shorter ones padded with silence")
+    for name in separate.STEMS:
+        if name not in loaded:
+            notices.append(f"no {name} stem; using silence")
+    stems = {k: np.pad(loaded[k], ((0, 0), (0, n - loaded[k].shape[1]))) if k in loaded
+             else np.zeros((2, n), np.float32) for k in separate.STEMS}
+    facts_file = root / STEMS_FACTS
+    facts = json.loads(facts_file.read_text()) if facts_file.is_file() else {}
+    transferred = {}
+    if facts.get("transferred"):
+        for name in facts["transferred"]:
+            y, _ = audio.load(root / "transferred" / f"{name}.wav", allow_silence=True, min_duration_s=0.0)
+            transferred[name] = y
+    return stems, transferred, facts, notices
+
+
+def mix_stems(stems_dir: Path, *, genre: str, seed: int = 0, on_progress: ProgressFn | None = None) -> Cover:
+    """`covergen mix`: transfer (where the preset asks and it was not done already) and mix a stems folder.
+
+    On a folder kept by `make --stems-dir` with the same preset this reproduces make's output.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    preset = presets.load(genre)
+    report: dict = {"covergen_version": __version__, "preset": {"name": preset.name, "source": preset.source,
+                    "tempo_change_bpm": preset.tempo_change_bpm}, "seed": seed, "stages_s": {}, "transfer": []}
+    timer = _Timer(report, on_progress)
+    t_start = time.perf_counter()
+    rate = separate.SAMPLE_RATE
+    with timer.stage("load"):
+        stems, transferred, facts, notices = read_stems_folder(Path(stems_dir))
+        for notice in notices:
+            log.warning(notice)
+        report["input"] = {"path": str(stems_dir), "notices": notices, "stems_facts": facts}
+        song = sum(stems.values())
+    with timer.stage("analyse"):
+        tempo = facts.get("tempo_bpm") or mix.measure_tempo_bpm(song, sample_rate=rate)
+        report["input"].update(tempo_bpm=tempo and round(tempo, 2), duration_s=round(song.shape[1] / rate, 3))
+    reusable = {k: v for k, v in transferred.items()
+                if facts.get("transferred", {}).get(k) == preset.stems[k].instrument}
+    with timer.stage("transfer") as progress:
+        transferred = _transfer(stems, preset, rate, report, progress, done=reusable)
+    out_rate = int(facts.get("output_sample_rate") or rate)
+    with timer.stage("mix"):
+        out, mix_facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
+                                    output_sample_rate=out_rate)
+        report["mix"] = mix_facts
+    report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    report["output"] = {"sample_rate": out_rate, "channels": int(out.shape[0]),
+                        "duration_s": round(out.shape[1] / out_rate, 3),
+                        "lufs": round(mix.integrated_lufs(out, sample_rate=out_rate), 2),
+                        "true_peak_dbtp": round(mix.true_peak_dbtp(out, sample_rate=out_rate), 2)}
+    return Cover(audio=out, sample_rate=out_rate, report=report, separated=stems, transferred=transferred,
+                 work_rate=rate)
+
+
+def transfer_file(song: Path, out: Path, *, instrument: str, octave: str | int = "auto",
+                  force: bool = False, on_progress: Callable[[float], None] | None = None) -> dict:
+    """`covergen transfer`: re-play a monophonic recording with an instrument; output at the input's rate."""
+    from . import timbre
+
+    check_writable(out)
+    y, sr = audio.load(song)
+    model = timbre.load_instrument(instrument)
+    try:
+        y_out, info = timbre.transfer_stem(y, sample_rate=sr, instrument=model, octave=octave, force=force,
+                                           on_progress=on_progress)
+    except TransferError as err:
+        raise TransferError(f"{song}: {err}") from None
+    audio.save(out, y_out, sample_rate=sr)
+    return {"input": str(song), "output": str(out), "instrument": instrument, "sample_rate": sr, **info}
+
+
+def list_instruments() -> list[dict]:
+    """Instrument models available for transfer (shipped and user-trained)."""
+    from . import timbre
+
+    return timbre.list_instruments()

@@ -140,3 +140,85 @@ def test_doctor_lists_separators_and_models():
 
 def test_usage_error_is_exit_2():
     assert runner.invoke(app, ["make"]).exit_code == 2
+
+
+def test_mix_of_kept_stems_reproduces_make(jazz_cover):
+    _, out, _, _, tmp = jazz_cover
+    remix = tmp / "remix.wav"
+    result = _run("mix", tmp / "stems", "--to", "jazz", "-o", remix, "-q")
+    assert result.exit_code == 0, result.output
+    a, sr_a = sf.read(out, dtype="float64")
+    b, sr_b = sf.read(remix, dtype="float64")
+    assert sr_a == sr_b == 48000 and a.shape == b.shape
+    diff_db = 10 * np.log10(np.sum((a - b) ** 2) / np.sum(a ** 2) + 1e-30)
+    assert diff_db < -60, diff_db
+
+
+def test_demucs_layout_and_flat_folder_mix_the_same(jazz_cover, tmp_path):
+    import shutil
+
+    _, _, _, _, tmp = jazz_cover
+    flat = tmp_path / "flat"
+    nested = tmp_path / "separated" / "htdemucs" / "mysong"
+    for folder in (flat, nested):
+        folder.mkdir(parents=True)
+        for stem in ("vocals", "drums", "bass"):
+            shutil.copy(tmp / "stems" / "separated" / f"{stem}.wav", folder / f"{stem}.wav")
+    shutil.copy(tmp / "stems" / "separated" / "other.wav", flat / "other.wav")
+    # 6-stem names in the demucs folder: guitar + piano are summed into `other`
+    other, sr = sf.read(tmp / "stems" / "separated" / "other.wav", dtype="float32")
+    sf.write(nested / "guitar.wav", other * 0.25, sr, subtype="FLOAT")
+    sf.write(nested / "piano.wav", other * 0.75, sr, subtype="FLOAT")
+    outs = []
+    for folder in (flat, tmp_path / "separated"):
+        out = tmp_path / f"{folder.name}.wav"
+        result = _run("mix", folder, "--to", "rock", "-o", out, "-q")
+        assert result.exit_code == 0, result.output
+        outs.append(sf.read(out, dtype="float64")[0])
+    diff_db = 10 * np.log10(np.sum((outs[0] - outs[1]) ** 2) / np.sum(outs[0] ** 2) + 1e-30)
+    assert diff_db < -60, diff_db
+
+
+def test_mix_notices_missing_stem_and_rejects_empty_folder(tmp_path):
+    folder = tmp_path / "stems"
+    folder.mkdir()
+    assert _run("mix", folder, "--to", "rock", "-o", tmp_path / "x.wav").exit_code == 1
+    y, sr = sf.read(DEMO_SONG, dtype="float32", frames=44100 * 10)
+    sf.write(folder / "drums.wav", y, sr)
+    sf.write(folder / "bass.wav", y[: 44100 * 8] * 0.5, sr)
+    result = _run("mix", folder, "--to", "rock", "-o", tmp_path / "x.wav")
+    assert result.exit_code == 0, result.output
+    assert "no vocals stem" in result.stderr and "differ in length" in result.stderr
+    assert sf.info(tmp_path / "x.wav").duration > 9
+
+
+def test_transfer_refuses_full_mix_and_speech(tmp_path):
+    mixture = shared_file("real", "Kevin_MacLeod_-_Vibe_Ace.ogg")
+    speech = shared_file("real", "198-209-0000.ogg")
+    for song in (mixture, speech):
+        out = tmp_path / f"{song.stem}.wav"
+        result = _run("transfer", song, "--instrument", "tenor_sax", "-o", out)
+        assert result.exit_code == 1 and song.name in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_transfer_keeps_the_trumpet_melody(tmp_path):
+    """f0 of the output within 50 cents of the (octave-shifted) input on >= 90% of frames voiced in both,
+    measured with librosa.pyin (not the tracker the model uses)."""
+    import librosa
+
+    trumpet = shared_file("real", "sorohanro_-_solo-trumpet-06.ogg")
+    y_in, sr = librosa.load(trumpet, sr=22050)
+    for instrument in ("tenor_sax", "violin"):
+        out = tmp_path / f"{instrument}.wav"
+        result = _run("transfer", trumpet, "--instrument", instrument, "-o", out, "-q")
+        assert result.exit_code == 0, result.stderr
+        assert sf.info(out).samplerate == sf.info(trumpet).samplerate
+        y_out, _ = librosa.load(out, sr=22050)
+        f_in, v_in, _ = librosa.pyin(y_in, fmin=60, fmax=1600, sr=sr)
+        f_out, v_out, _ = librosa.pyin(y_out, fmin=60, fmax=1600, sr=sr)
+        n = min(len(f_in), len(f_out))
+        both = v_in[:n] & v_out[:n]
+        cents = 1200 * np.log2(f_out[:n][both] / f_in[:n][both])
+        shift = 1200 * np.round(np.median(cents) / 1200)  # the whole-octave shift the transfer chose
+        assert both.sum() > 50 and np.mean(np.abs(cents - shift) < 50) >= 0.9, (instrument, np.mean(np.abs(cents - shift) < 50))
