@@ -243,13 +243,22 @@ def mix_cmd(
 @app.command(epilog="Exit codes: 0 every song covered (or skipped as already done); 1 some songs failed "
                       "(listed at the end); 2 usage error.\n\n"
                       "Example: covergen batch ~/Music --to jazz -o covers --recursive --jobs 2 --skip-existing --json "
-                      "| jq -r 'select(.status==\"failed\") | .path'")
+                      "| jq -r 'select(.status==\"failed\") | .path'\n\n"
+                      "On a Dask cluster (folders on storage every worker mounts at the same path): "
+                      "covergen batch /shared/music --to jazz -o /shared/covers --cluster tcp://HOST:8786")
 def batch(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of songs (wav, flac, ogg, mp3, aiff)."),
     to: str = typer.Option(..., "--to", "-t", help="Genre preset name or preset .toml file."),
-    out_dir: Path = typer.Option(Path("covers"), "-o", "--out-dir", help="Output folder; mirrors the input tree."),
+    out_dir: Path = typer.Option(Path("covers"), "-o", "--out-dir", help="Output folder; mirrors the input tree. "
+                                 "With --cluster it must be on storage every worker reaches at the same path."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also cover songs in sub-folders."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes on this machine."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes on this machine (without --cluster)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Run on Dask: tcp://HOST:8786 (a `dask scheduler` "
+                                          "with `dask worker`s) or local:N (N worker processes here). FOLDER and "
+                                          "--out-dir must be at the same path on every worker (shared storage). "
+                                          "Needs `pip install covergen\\[dask]`."),
+    gpu_per_task: bool = typer.Option(False, "--gpu-per-task", help="With --cluster: reserve one GPU per song "
+                                      "(Dask resource GPU=1; start workers with `--resources GPU=1`)."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip songs whose cover already exists (resume an interrupted run)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per song on stdout (path, status, output, seconds, error); logs go to stderr."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),
@@ -260,10 +269,25 @@ def batch(
     """Cover every song in FOLDER. One bad file never stops the rest; finished covers are never half-written."""
     from . import batch as batch_mod
 
+    if cluster is None and gpu_per_task:
+        raise typer.BadParameter("--gpu-per-task needs --cluster", param_hint="--gpu-per-task")
+    if cluster is not None and jobs != 1:
+        raise typer.BadParameter("with --cluster, give the workers there (local:N), not --jobs", param_hint="--jobs")
     _setup_logging(quiet)
     with _errors_to_exit():
         from . import presets
 
+        if cluster is not None:
+            from . import cluster as cluster_mod
+
+            try:
+                cluster_mod.parse_address(cluster)
+                cluster_mod.require_distributed()  # a missing dask fails before any work
+                logging.getLogger("distributed").setLevel(logging.ERROR if quiet else logging.WARNING)
+            except CovergenError as err:  # escaped: the error line is rich markup, which would eat "[dask]"
+                from rich.markup import escape
+
+                raise type(err)(escape(str(err))) from None
         presets.load(to)  # an unknown genre fails before any work
         out_dir.mkdir(parents=True, exist_ok=True)
         tasks, results = batch_mod.plan(folder, out_dir, genre=to, recursive=recursive, skip_existing=skip_existing,
@@ -273,7 +297,13 @@ def batch(
                 sys.stdout.write(json.dumps(r.to_json()) + "\n")
         with _progress(quiet) as bar:
             task_id = bar.add_task("batch", total=len(tasks) + len(results), completed=len(results))
-            for r in batch_mod.run_local(tasks, jobs=jobs):
+            if cluster is None:
+                runner = batch_mod.run_local(tasks, jobs=jobs)
+            else:
+                runner = cluster_mod.run_cluster(tasks, address=cluster, gpu_per_task=gpu_per_task,
+                                                 shared_paths=[folder, out_dir],
+                                                 log_level=logging.ERROR if quiet else logging.WARNING)
+            for r in runner:
                 results.append(r)
                 bar.advance(task_id)
                 if as_json:

@@ -5,7 +5,7 @@ Bugs stay plain exceptions (with tracebacks); only `CovergenError`s are caught b
 
 __all__ = [
     "CovergenError", "AudioLoadError", "AudioContentError", "OutputError", "PresetError",
-    "ModelError", "SeparationError", "TransferError", "CoverCheckError", "GenreError",
+    "ModelError", "SeparationError", "TransferError", "CoverCheckError", "GenreError", "ClusterError",
 ]
 
 
@@ -47,3 +47,7 @@ class CoverCheckError(CovergenError):
 
 class GenreError(CovergenError):
     """Genre classification or taste profile cannot be computed."""
+
+
+class ClusterError(CovergenError):
+    """`batch --cluster` cannot run: dask missing, scheduler unreachable, workers unfit."""

@@ -1,0 +1,129 @@
+"""Benchmark the shipped timbre models: held-out resynthesis, pitch accuracy of transfers, speed.
+
+Run `python -m benchmarks.bench_timbre`; writes bench/timbre.json and bench/timbre.md.
+Held-out phrases come from chorales never used in training (see covergen.training.timbre_data).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SOURCES = {
+    "trumpet (solo, real)": SHARED / "real" / "sorohanro_-_solo-trumpet-06.ogg",
+    "vocals stem (Music_Delta 80s Rock)": SHARED / "multitrack" / "Music_Delta__80s_Rock" / "vocals.flac",
+}
+SR = 16000
+MAX_SOURCE_S = 30.0
+
+
+def _commit() -> str:
+    head = ROOT / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            return (ROOT / ".git" / ref[5:]).read_text().strip()
+        return ref
+    except OSError:
+        return "unknown"
+
+
+def _pyin_hz(y: np.ndarray) -> np.ndarray:
+    """pyin f0 (20-cent bins), NaN where unvoiced or 45 dB under the loudest frame (pyin calls silence voiced)."""
+    import librosa
+
+    f0, voiced, _ = librosa.pyin(y, sr=SR, fmin=50.0, fmax=1600.0, frame_length=2048, hop_length=256,
+                                 resolution=0.2)
+    rms = librosa.feature.rms(y=y, frame_length=2048, hop_length=256)[0][: len(f0)]
+    loud = 20 * np.log10(rms + 1e-9) > 20 * np.log10(rms.max() + 1e-9) - 45.0
+    return np.where(voiced & loud, f0, np.nan)
+
+
+def heldout_scores(name: str, data_dir: Path) -> dict | None:
+    from covergen import timbre
+    from covergen.training import timbre_data, train_timbre
+
+    work = data_dir / name
+    if name not in timbre_data.INSTRUMENTS:
+        return None
+    timbre_data.render_phrases(timbre_data.INSTRUMENTS[name], work)  # no-op when already rendered
+    ds = timbre_data.load_dataset(sorted((work / "heldout").glob("*.wav")), cache=work / "heldout.npz")
+    inst = timbre.load_instrument(name)
+    return train_timbre.evaluate(inst.model, ds, seed=0)
+
+
+def transfer_scores(name: str, sources: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    from covergen import timbre
+
+    out = {}
+    for label, (y, f_in) in sources.items():
+        t0 = time.perf_counter()
+        z, info = timbre.transfer_stem(y[None], sample_rate=SR, instrument=name)
+        dt = time.perf_counter() - t0
+        f_out = _pyin_hz(z[0])
+        both = np.isfinite(f_in) & np.isfinite(f_out)
+        cents = 1200 * np.log2(f_out[both] / (f_in[both] * 2.0 ** info["octave_shift"]))
+        out[label] = {"octave_shift": info["octave_shift"], "voiced_in_both": int(both.sum()),
+                      "voiced_in_input": int(np.isfinite(f_in).sum()),
+                      "pct_within_50_cents": round(100 * float(np.mean(np.abs(cents) < 50)), 1) if both.any() else 0.0,
+                      "median_abs_cents": round(float(np.median(np.abs(cents))), 1) if both.any() else None,
+                      "seconds": round(len(y) / SR, 2), "transfer_s": round(dt, 3),
+                      "realtime_factor": round(len(y) / SR / dt, 1)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from covergen import audio, timbre
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_timbre")
+    parser.add_argument("--out-dir", type=Path, default=ROOT / "bench")
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "timbre")
+    parser.add_argument("--instruments", nargs="*")
+    args = parser.parse_args(argv)
+    names = args.instruments or [i["name"] for i in timbre.list_instruments() if i["origin"] == "shipped"]
+    sources = {}
+    for label, path in SOURCES.items():
+        if path.is_file():
+            y, _ = audio.load(path, sample_rate=SR)
+            y = audio.to_mono(y)[: int(MAX_SOURCE_S * SR)]
+            sources[label] = (y, _pyin_hz(y))
+    results = {"device": f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                         f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+               "load_average_at_start": list(os.getloadavg()), "commit": _commit(),
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S"), "instruments": {}}
+    for name in names:
+        inst = timbre.load_instrument(name)
+        # Warm the caches (swift-f0 session, first torch calls) so the timing is steady-state.
+        timbre.transfer_stem(np.sin(np.arange(SR) * 2 * np.pi * 220 / SR).astype(np.float32)[None] * 0.3,
+                             sample_rate=SR, instrument=inst)
+        results["instruments"][name] = {"steps": inst.meta.get("steps"),
+                                        "heldout": heldout_scores(name, args.data_dir),
+                                        "transfer": transfer_scores(name, sources)}
+    results["load_average_at_end"] = list(os.getloadavg())
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "timbre.json").write_text(json.dumps(results, indent=1))
+    lines = ["# Timbre benchmark", "", f"{results['device']}; commit {results['commit'][:10]}; "
+             f"load average {results['load_average_at_start'][0]:.1f} at start (shared CPU).", "",
+             "| instrument | steps | held-out loss DDSP | sine baseline | source | % frames within 50 cents | "
+             "median abs cents | octave shift | RTF (x real time) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["instruments"].items():
+        h = r["heldout"] or {}
+        for label, t in r["transfer"].items():
+            lines.append(f"| {name} | {r['steps']} | {h.get('ddsp_loss', float('nan')):.2f} | "
+                         f"{h.get('sine_loss', float('nan')):.2f} | {label} | {t['pct_within_50_cents']} | "
+                         f"{t['median_abs_cents']} | {t['octave_shift']} | {t['realtime_factor']} |")
+    (args.out_dir / "timbre.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))  # benchmarks are scripts, not library code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,268 @@
+"""Timbre transfer of one monophonic stem: features -> shift into the model's range -> decoder -> synth.
+
+Refuses input a monophonic pitch tracker cannot follow (mixes, drums, speech,
+silence): DDSP would render garbage pitch there, so we say why instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import registry
+from ..audio import resample, to_mono
+from ..errors import ModelError, TransferError
+from . import features as feat
+from .net import TimbreDecoder
+
+__all__ = ["Instrument", "list_instruments", "load_instrument", "transfer_stem",
+           "MIN_VOICED_FRACTION", "MIN_PERIODICITY", "CHECKPOINT_FORMAT"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "covergen-timbre-1"
+PREFIX = "timbre-"
+# Measured on sounding frames (see features.sounding) with swift-f0:
+#   solo trumpet 0.95 / 0.91, sung vocals stem (Music_Delta 80s Rock) 0.91 / 0.89, bass stem 0.99 / 0.96,
+#   speech (LibriSpeech 198-209) 0.65 / 0.58, ragtime piano 0.71 / 0.63, Vibe_Ace full mix 0.53 / 0.54,
+#   celesta+orchestra 0.56 / 0.53, humpback whale 0.37 / 0.36, drums stem 0.00 / 0.03.
+MIN_VOICED_FRACTION = 0.75
+MIN_PERIODICITY = 0.70
+_PLAY_RANGE_DB = 50.0
+_GATE_FRAMES = 5  # 50 ms ramps on the voicing gate: no clicks at note edges
+_CHUNK_FRAMES = 3000  # 30 s of GRU per call, so on_progress moves on long stems
+
+
+@dataclass
+class Instrument:
+    """A loaded timbre model: the decoder plus the stats that map new input onto its training data."""
+
+    name: str
+    model: TimbreDecoder = field(repr=False)
+    stats: dict = field(repr=False)
+    meta: dict = field(repr=False)
+    entry: registry.ModelEntry = field(repr=False)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.model.sample_rate)
+
+    @property
+    def hop_samples(self) -> int:
+        return int(self.model.hop_samples)
+
+    @property
+    def f0_range_hz(self) -> tuple[float, float]:
+        lo, hi = self.stats["f0_range_hz"]
+        return float(lo), float(hi)
+
+
+_cache: dict[tuple[str, str], Instrument] = {}
+_lock = threading.Lock()
+
+
+def _known() -> list[str]:
+    return [n[len(PREFIX):] for n in registry.entries(kind="timbre")]
+
+
+def _read_checkpoint(name: str, file: Path) -> dict:
+    try:
+        ck = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged file; all mean "cannot load"
+        raise ModelError(f"timbre model {name!r}: cannot load {file} ({type(err).__name__}); "
+                         "rebuild it with `make models`") from None
+    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"timbre model {name!r}: {file} is not a {CHECKPOINT_FORMAT} checkpoint")
+    return ck
+
+
+def load_instrument(name: str) -> Instrument:
+    """The instrument registered as `timbre-<name>` (sha256-checked, cached per process)."""
+    entry = registry.entries(kind="timbre").get(PREFIX + name)
+    if entry is None:
+        raise ModelError(f"unknown instrument {name!r}; known instruments: {', '.join(_known()) or 'none'}")
+    with _lock:
+        key = (name, entry.sha256)
+        if key in _cache:
+            return _cache[key]
+        file = registry.path(PREFIX + name)
+        ck = _read_checkpoint(name, file)
+        model = TimbreDecoder(ck["config"])
+        model.load_state_dict(ck["state_dict"])
+        model.eval()
+        inst = Instrument(name=name, model=model, stats=ck["stats"], meta=ck.get("meta", {}), entry=entry)
+        _cache[key] = inst
+        return inst
+
+
+def _hz_to_midi(f_hz: float) -> float:
+    return 69.0 + 12.0 * np.log2(f_hz / 440.0)
+
+
+def list_instruments() -> list[dict]:
+    """Every registered instrument: name, pitch range, training data, size, origin, card."""
+    out = []
+    for reg_name, entry in registry.entries(kind="timbre").items():
+        name = reg_name[len(PREFIX):]
+        info = {"name": name, "registry_name": reg_name, "origin": entry.origin,
+                "card": str(entry.root / entry.card), "file": str(entry.file_path),
+                "size_bytes": entry.file_path.stat().st_size if entry.file_path.is_file() else 0}
+        try:
+            ck = _read_checkpoint(name, entry.file_path) if entry.file_path.is_file() else None
+        except ModelError:
+            ck = None
+        if ck is not None:
+            lo, hi = ck["stats"]["f0_range_hz"]
+            meta = ck.get("meta", {})
+            info.update({"f0_range_hz": [round(lo, 1), round(hi, 1)],
+                         "midi_range": [round(_hz_to_midi(lo)), round(_hz_to_midi(hi))],
+                         "training_data": {"seconds": ck["stats"].get("seconds"), "files": ck["stats"].get("files"),
+                                           "steps": meta.get("steps")}})
+        out.append(info)
+    return out
+
+
+def _octave_shift(f0_median_hz: float, inst: Instrument, octave) -> int:
+    if octave == "auto":
+        lo, hi = inst.f0_range_hz
+        centre = np.sqrt(lo * hi)
+        return int(np.round(np.log2(centre / f0_median_hz)))
+    if isinstance(octave, (int, np.integer)) and not isinstance(octave, bool) and -4 <= octave <= 4:
+        return int(octave)
+    raise TransferError(f"octave={octave!r} is not 'auto' or a whole number of octaves in -4..4")
+
+
+def _map_loudness(loudness_db: np.ndarray, sounding: np.ndarray, inst: Instrument) -> np.ndarray:
+    """Quantile-map sounding frames onto the training loudness distribution; quiet frames keep their offset."""
+    q_train = np.asarray(inst.stats["loudness_quantiles_db"], np.float64)
+    q_in = np.percentile(loudness_db[sounding], np.linspace(0, 100, len(q_train)))
+    q_in = np.maximum.accumulate(q_in + np.arange(len(q_in)) * 1e-6)  # strictly increasing for interp
+    mapped = np.interp(loudness_db, q_in, q_train)
+    quiet = ~sounding
+    mapped[quiet] = loudness_db[quiet] - q_in[0] + q_train[0]
+    return np.maximum(mapped, feat.SILENT_DB).astype(np.float32)
+
+
+@contextlib.contextmanager
+def _single_thread():
+    """Batch-1 GRU steps are too small to split: extra threads only add sync cost (10x slower on a busy CPU)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _smooth_gate(mask: np.ndarray) -> np.ndarray:
+    kernel = np.hanning(_GATE_FRAMES + 2)[1:-1]
+    return np.clip(np.convolve(mask.astype(np.float64), kernel / kernel.sum(), mode="same"), 0, 1).astype(np.float32)
+
+
+def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrument, octave="auto",
+                  force: bool = False, on_progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, dict]:
+    """Re-play a monophonic stem y [shape=(channels, samples)] with `instrument`'s timbre.
+
+    Returns (audio float32 with y's shape and sample rate, info) where info holds octave_shift,
+    voiced_fraction, periodicity and f0_median_hz. Raises TransferError when the stem is
+    not monophonic and pitched (unless force=True).
+    """
+    y = np.asarray(y)
+    if y.ndim not in (1, 2) or y.shape[-1] == 0:
+        raise ValueError(f"y must be [shape=(channels, samples)] with samples > 0, got shape {y.shape}")
+    inst = instrument if isinstance(instrument, Instrument) else load_instrument(instrument)
+    sr_model, hop = inst.sample_rate, inst.hop_samples
+    n_in = y.shape[-1]
+    mono = resample(np.asarray(to_mono(y), np.float32), orig_sr=int(sample_rate), target_sr=sr_model)
+    frames = feat.n_frames(len(mono), hop_samples=hop)
+    if frames < 10:
+        raise TransferError(f"stem is only {1000 * n_in / sample_rate:.0f} ms long; need at least 0.1 s")
+    fx = feat.extract(mono[:frames * hop], sample_rate=sr_model, hop_samples=hop)
+    if on_progress:
+        on_progress(0.1)
+    sounding = feat.sounding(fx.loudness_db)
+    silent = float(np.max(np.abs(mono))) < 10 ** (-70 / 20) or not sounding.any()
+    voiced = fx.periodicity >= 0.5
+    voiced_fraction = float(voiced[sounding].mean()) if sounding.any() else 0.0
+    periodicity = float(fx.periodicity[sounding].mean()) if sounding.any() else 0.0
+    use = voiced & sounding
+    f0_median_hz = float(np.median(fx.f0_hz[use])) if use.any() else 0.0
+    info = {"voiced_fraction": round(voiced_fraction, 3), "periodicity": round(periodicity, 3),
+            "f0_median_hz": round(f0_median_hz, 1), "octave_shift": 0, "instrument": inst.name,
+            "refused": False}
+    reason = None
+    if silent:
+        reason = "the stem is silent"
+    elif voiced_fraction < MIN_VOICED_FRACTION or periodicity < MIN_PERIODICITY:
+        reason = (f"the stem is not a single pitched line: {100 * voiced_fraction:.0f}% of sounding frames voiced "
+                  f"(need {100 * MIN_VOICED_FRACTION:.0f}%), mean periodicity {periodicity:.2f} "
+                  f"(need {MIN_PERIODICITY:.2f}); use a monophonic stem or force=True")
+    if reason is not None:
+        if not force:
+            raise TransferError(reason)
+        log.warning("transfer forced despite: %s", reason)
+        info["refused"] = True
+        if silent or not use.any():
+            return np.zeros_like(y, dtype=np.float32), info
+
+    # Play quiet voiced notes and tails too (down to 50 dB under the loud frames): gating at the
+    # 35 dB "sounding" level would cut soft endings that a listener still hears as notes.
+    audible = feat.sounding(fx.loudness_db, range_db=_PLAY_RANGE_DB)
+    shift = _octave_shift(f0_median_hz, inst, octave)
+    info["octave_shift"] = shift
+    f0_hz = np.clip(fx.f0_hz * 2.0 ** shift, 20.0, sr_model / 2 - 1).astype(np.float32)
+    loudness_db = _map_loudness(fx.loudness_db, sounding, inst)
+    gate_harm = _smooth_gate(voiced & audible)
+    gate_noise = _smooth_gate(audible)
+
+    with torch.inference_mode(), _single_thread():
+        f0_t = torch.from_numpy(f0_hz)[None]
+        ld_t = torch.from_numpy(loudness_db)[None]
+        parts, state = [], None
+        for s in range(0, frames, _CHUNK_FRAMES):
+            ctrl, state = inst.model.controls(f0_t[:, s:s + _CHUNK_FRAMES], ld_t[:, s:s + _CHUNK_FRAMES], state)
+            parts.append(ctrl)
+            if on_progress:
+                on_progress(0.1 + 0.4 * min(1.0, (s + _CHUNK_FRAMES) / frames))
+        ctrl = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}
+        ctrl["amplitude"] = ctrl["amplitude"] * torch.from_numpy(gate_harm)[None]
+        ctrl["noise_magnitudes"] = ctrl["noise_magnitudes"] * torch.from_numpy(gate_noise)[None, :, None]
+        gen = torch.Generator().manual_seed(0)
+        out = inst.model.render(f0_t, ctrl, generator=gen)[0].numpy()
+    if on_progress:
+        on_progress(0.9)
+    out = np.pad(out, (0, max(0, len(mono) - len(out))))
+    out = resample(out.astype(np.float32), orig_sr=sr_model, target_sr=int(sample_rate))
+    out = np.pad(out, (0, max(0, n_in - len(out))))[:n_in]
+    peak = float(np.max(np.abs(out))) if out.size else 0.0
+    if peak > 0.99:
+        out = out * (0.99 / peak)
+    out = out.astype(np.float32)
+    result = out if y.ndim == 1 else np.repeat(out[None], y.shape[0], axis=0)
+    if on_progress:
+        on_progress(1.0)
+    return result, info
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,47}$")
+
+
+def check_name(name: str) -> str:
+    """Instrument names become file names: lower-case letters, digits, '_' and '-' only."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ModelError(f"invalid instrument name {name!r}; use lower-case letters, digits, '_' or '-' (max 48)")
+    return name
+
+
+def forget(name: str) -> None:
+    """Drop a cached instrument (after retraining it)."""
+    with _lock:
+        for key in [k for k in _cache if k[0] == name]:
+            del _cache[key]

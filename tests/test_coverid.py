@@ -1,0 +1,196 @@
+"""Cover check: a transposed, slowed copy of a real song is recognised; other songs are not.
+
+Uses the real recordings in ../shared/data/real (skipped where that folder is absent) and
+the shipped `coverid-background` model.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from covergen import audio, coverid, registry
+from covergen.errors import CoverCheckError
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+SONG = REAL / "Kevin_MacLeod_-_Vibe_Ace.ogg"
+OTHERS = ["Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg",
+          "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg"]
+SR = coverid.SAMPLE_RATE
+
+needs_shared = pytest.mark.skipif(not SONG.is_file(), reason=f"shared test audio not found at {REAL}")
+
+
+def _load(path: Path) -> np.ndarray:
+    y, _ = audio.load(path, sample_rate=SR)
+    return audio.to_mono(y)
+
+
+@pytest.fixture(scope="module")
+def song() -> np.ndarray:
+    return _load(SONG)
+
+
+@pytest.fixture(scope="module")
+def cover(song) -> np.ndarray:
+    """The song 2 semitones up and 10 % slower: what a cover changes and the check must ignore."""
+    import librosa
+
+    shifted = librosa.effects.pitch_shift(song, sr=SR, n_steps=2.0)
+    return librosa.effects.time_stretch(shifted, rate=0.9).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, cover) -> Path:
+    """A folder: the cover, two other real songs, and three files the check must skip."""
+    folder = tmp_path_factory.mktemp("library")
+    sf.write(folder / "cover.wav", cover, SR)
+    for name in OTHERS:
+        sf.write(folder / (Path(name).stem + ".flac"), _load(REAL / name)[: 70 * SR], SR)
+    sf.write(folder / "speech.wav", _load(REAL / "198-209-0000.ogg"), SR)  # 14 s: too few beats
+    sf.write(folder / "silence.wav", np.zeros(40 * SR, dtype=np.float32), SR)
+    (folder / "notes.txt").write_text("not audio, not indexed")
+    (folder / "broken.ogg").write_bytes(b"OggS but not really")
+    return folder
+
+
+@needs_shared
+def test_transposed_slowed_copy_is_a_cover(song, cover):
+    original, candidate = coverid.features(song, sample_rate=SR), coverid.features(cover, sample_rate=SR)
+    unrelated = coverid.features(_load(REAL / OTHERS[1]), sample_rate=SR)
+    result = coverid.check(original, candidate)
+    assert result["verdict"] == "cover", result
+    assert result["z"] >= result["threshold"]
+    assert set(result) >= {"score", "z", "verdict", "threshold"}
+    other = coverid.check(original, unrelated)
+    assert other["verdict"] == "not a cover", other
+    assert other["z"] < result["z"] - 1.0
+    assert coverid.similarity(original, unrelated) < coverid.similarity(original, candidate)
+
+
+@needs_shared
+def test_strong_method_agrees(song, cover):
+    original = coverid.beat_chroma(song, sample_rate=SR)
+    candidate = coverid.beat_chroma(cover, sample_rate=SR)
+    unrelated = coverid.beat_chroma(_load(REAL / OTHERS[0])[: 70 * SR], sample_rate=SR)
+    result = coverid.check(original, candidate, method="qmax")
+    assert result["verdict"] == "cover", result
+    other = coverid.check(original, unrelated, method="qmax")
+    assert other["verdict"] == "not a cover", other
+    assert coverid.similarity_strong(original, candidate) > 2 * coverid.similarity_strong(original, unrelated)
+    # symmetric, as the benchmark assumes
+    assert coverid.similarity_strong(candidate, original) == pytest.approx(
+        coverid.similarity_strong(original, candidate), abs=1e-9)
+
+
+@needs_shared
+def test_index_ranks_the_cover_first_and_records_bad_files(song, library, monkeypatch):
+    index_path = coverid.build_index(library)
+    assert index_path == library / coverid.INDEX_NAME
+    index = coverid.load_index(library)
+    assert sorted(p.name for p in index.paths) == sorted(["cover.wav"] + [Path(n).stem + ".flac" for n in OTHERS])
+    errors = {p.name: msg for p, msg in index.errors.items()}
+    assert set(errors) == {"speech.wav", "silence.wav", "broken.ogg"}
+    assert "silent" in errors["silence.wav"]
+    assert "not a readable audio file" in errors["broken.ogg"]
+
+    ranked = coverid.rank(coverid.features(song, sample_rate=SR), index_path)
+    assert [p.name for p, _ in ranked][0] == "cover.wav"
+    assert ranked[0][1] > ranked[1][1] and len(ranked) == 3
+    ranked = coverid.rank(coverid.beat_chroma(song, sample_rate=SR), index, method="qmax", k=1)
+    assert [p.name for p, _ in ranked] == ["cover.wav"]
+
+    # a second run reads nothing unchanged; a touched file is read again
+    calls = []
+    real = coverid.beat_chroma
+    monkeypatch.setattr(coverid, "beat_chroma", lambda y, **kw: calls.append(1) or real(y, **kw))
+    coverid.build_index(library)
+    assert calls == []
+    cover_file = library / "cover.wav"
+    sf.write(cover_file, sf.read(cover_file, dtype="float32")[0][: 50 * SR], SR)
+    coverid.build_index(library)
+    assert len(calls) == 1
+    assert len(coverid.load_index(index_path).paths) == 3
+
+
+@needs_shared
+def test_too_short_raises_clear_error(song):
+    with pytest.raises(CoverCheckError, match=r"^only \d+ beats, need 75"):
+        coverid.features(song[: 10 * SR], sample_rate=SR)
+
+
+def test_silence_raises_clear_error():
+    with pytest.raises(CoverCheckError, match="silent"):
+        coverid.features(np.zeros((2, 60 * SR), dtype=np.float32), sample_rate=SR)
+
+
+def test_steady_tone_has_no_beats():
+    t = np.arange(60 * SR) / SR
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    with pytest.raises(CoverCheckError, match="no beats detected"):
+        coverid.features(tone, sample_rate=SR)
+
+
+def test_2dftm_ignores_transposition():
+    """Rolling chroma (a transposition) leaves the feature unchanged; the OTI finds the roll."""
+    rng = np.random.default_rng(0)
+    chroma = rng.random((12, 120)) ** 3
+    ref = coverid.features_from_chroma(chroma)
+    for semitones in (1, 2, 5, 11):
+        rolled = np.roll(chroma, semitones, axis=0)
+        np.testing.assert_allclose(coverid.features_from_chroma(rolled), ref, atol=1e-6)
+        assert coverid._oti(chroma, rolled) == (12 - semitones) % 12
+    other = coverid.features_from_chroma(rng.random((12, 120)) ** 3)
+    assert coverid.similarity(ref, other) < 0.999
+
+
+@needs_shared
+@pytest.mark.skipif(shutil.which("rubberband") is None, reason="rubberband CLI not installed (make system-deps)")
+def test_pitch_shift_keeps_features(song):
+    """Rubber Band keeps transients; librosa's phase vocoder smears them and the beat tracker then
+    locks to another tempo (129 -> 103 BPM on this song), which no chroma feature survives."""
+    import pyrubberband
+
+    ref = coverid.features(song, sample_rate=SR)
+    up = coverid.features(pyrubberband.pitch_shift(song, SR, 3.0).astype(np.float32), sample_rate=SR)
+    other = coverid.features(_load(REAL / OTHERS[1]), sample_rate=SR)
+    assert coverid.similarity(ref, up) > 0.95
+    assert 1 - coverid.similarity(ref, up) < 0.5 * (1 - coverid.similarity(ref, other))
+
+
+def test_features_accept_other_rates_and_shapes():
+    """A click track at 44.1 kHz stereo and the same at 22.05 kHz mono give one feature."""
+    def clicks(sr):
+        y = np.zeros(int(50 * sr), dtype=np.float32)
+        for k, start in enumerate(np.arange(0, 49.5, 0.5)):
+            n = np.arange(int(0.1 * sr))
+            y[int(start * sr):int(start * sr) + len(n)] += (
+                0.5 * np.sin(2 * np.pi * [262, 330, 392, 494][k // 8 % 4] * n / sr) * np.exp(-n / (0.02 * sr)))
+        return y
+    a = coverid.features(np.stack([clicks(44100)] * 2), sample_rate=44100)
+    b = coverid.features(clicks(SR), sample_rate=SR)
+    assert a.shape == b.shape == (12 * (coverid.PATCH_BEATS // 2 + 1),)
+    assert np.linalg.norm(a) == pytest.approx(1.0, abs=1e-5)
+    assert coverid.similarity(a, b) > 0.99
+
+
+def test_background_ships_through_the_registry():
+    path = registry.path("coverid-background")
+    bg = coverid.load_background()
+    assert path.name == "coverid-background.npz"
+    assert set(bg.thresholds) == set(coverid.METHODS)
+    assert len(bg.names) == bg.features.shape[0] == len(bg.chromas) >= 100
+    np.testing.assert_allclose(np.linalg.norm(bg.features, axis=1), 1.0, atol=1e-4)
+
+
+def test_missing_index_and_empty_folder(tmp_path):
+    with pytest.raises(CoverCheckError, match="covergen index"):
+        coverid.load_index(tmp_path)
+    coverid.build_index(tmp_path)
+    with pytest.raises(CoverCheckError, match="no comparable songs"):
+        coverid.rank(np.ones(12 * (coverid.PATCH_BEATS // 2 + 1), np.float32), tmp_path)
+    with pytest.raises(CoverCheckError, match="not a folder"):
+        coverid.build_index(tmp_path / "nope")
