@@ -35,8 +35,8 @@ app = typer.Typer(
 presets_app = typer.Typer(help="List and show genre presets.", no_args_is_help=True)
 app.add_typer(presets_app, name="presets")
 
-out_console = Console()
-err_console = Console(stderr=True)
+out_console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class Separator(str, Enum):
@@ -89,7 +89,8 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 @app.command()
 def make(
     song: Path = typer.Argument(..., help="Song to cover: wav, flac, ogg or mp3; any sample rate; mono or stereo."),
-    to: str = typer.Option(..., "--to", "-t", help="Genre preset name (see `covergen presets list`) or a preset .toml file."),
+    to: str = typer.Option(..., "--to", "-t", help="Genre preset name (see `covergen presets list`), a preset .toml file, or auto (with --profile)."),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="Taste profile from `covergen profile`; with --to auto, cover to the favourite genre that has a preset."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<genre>.<format> in the current folder."),
     stems_dir: Optional[Path] = typer.Option(None, "--stems-dir", help="Also keep the separated and transferred stems here."),
     separator: Separator = typer.Option(Separator.auto, "--separator", help="auto: htdemucs if its weights can be had, else the embedded DSP separator."),
@@ -111,6 +112,12 @@ def make(
 
     _setup_logging(quiet)
     with _errors_to_exit():
+        if to == "auto":
+            if profile is None:
+                raise typer.BadParameter("--to auto needs --profile FILE (make one with `covergen profile DIR`)")
+            to = pipeline.favourite_genre(profile)
+            if not quiet:
+                err_console.print(f"favourite genre from {profile}: {to}", highlight=False)
         if out is None:
             genre_name = Path(to).stem if to.endswith(".toml") else to
             out = Path(f"{song.stem}-{genre_name}.{fmt.value}")
@@ -238,6 +245,138 @@ def mix_cmd(
         if not quiet:
             err_console.print(f"wrote {out} ({cover.report['output']['duration_s']:.1f} s, "
                               f"{cover.report['output']['lufs']:.1f} LUFS)", highlight=False)
+
+
+class Method(str, Enum):
+    twodftm = "2dftm"
+    qmax = "qmax"
+
+
+@app.command()
+def check(
+    songs: list[Path] = typer.Argument(..., help="ORIGINAL CANDIDATE, or just CANDIDATE with --library."),
+    library: Optional[Path] = typer.Option(None, "--library", "-l", help="Folder (indexed incrementally) or index file to rank against."),
+    method: Method = typer.Option(Method.twodftm, "--method", help="2dftm: 2D-FFT magnitude of beat chroma (fast); qmax: cross-recurrence (stronger, slower)."),
+    top: int = typer.Option(10, "--top", min=1, help="With --library: how many matches to print."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Is CANDIDATE still recognisably ORIGINAL? Or which library songs is it a cover of?
+
+    Key- and tempo-invariant: beat-synchronous chroma, 75-beat patches, 2D-FFT magnitude. The
+    z-score compares the pair with the candidate's similarity to a bundled background set.
+    """
+    from . import pipeline
+
+    with _errors_to_exit():
+        if library is not None:
+            if len(songs) != 1:
+                raise typer.BadParameter("with --library give exactly one CANDIDATE")
+            with _progress(False) as bar:
+                task = bar.add_task("index", total=1.0)
+                ranked = pipeline.rank_library(songs[0], library, method=method.value, top=top,
+                                               on_progress=lambda f: bar.update(task, completed=f))
+            if as_json:
+                sys.stdout.write(json.dumps([{"path": str(p), "score": s} for p, s in ranked]) + "\n")
+                return
+            for i, (path, score) in enumerate(ranked, 1):
+                out_console.print(f"{i:>3}. {score:.3f}  {path}", highlight=False)
+            return
+        if len(songs) != 2:
+            raise typer.BadParameter("give ORIGINAL and CANDIDATE, or one CANDIDATE with --library")
+        result = pipeline.check_pair(songs[0], songs[1], method=method.value)
+        if as_json:
+            sys.stdout.write(json.dumps(result) + "\n")
+            return
+        out_console.print(f"{result['verdict']}: similarity {result['score']:.3f}, z {result['z']:.2f} "
+                          f"(threshold {result['threshold']:.2f} over {result['background_size']} background songs, "
+                          f"{result['method']})", highlight=False)
+
+
+@app.command()
+def index(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Music folder to index (recursively)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Index file. Default: inside FOLDER."),
+) -> None:
+    """Build or update the cover-check feature index of a folder (unchanged files are skipped)."""
+    from . import pipeline
+
+    with _errors_to_exit():
+        with _progress(False) as bar:
+            task = bar.add_task("index", total=1.0)
+            path, count, errors = pipeline.index_folder(folder, out, on_progress=lambda f: bar.update(task, completed=f))
+        for file, error in errors.items():
+            err_console.print(f"skipped {file}: {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"indexed {count} songs -> {path}", highlight=False)
+
+
+@app.command()
+def genre(
+    songs: list[Path] = typer.Argument(..., help="Audio files to classify."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file."),
+) -> None:
+    """Top-3 genres of each file (GTZAN's ten genres; 30 s segments, averaged)."""
+    from . import pipeline
+
+    failed = False
+    for song in songs:
+        try:
+            probs = pipeline.classify_genre(song)
+        except CovergenError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            failed = True
+            continue
+        best = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
+        if as_json:
+            sys.stdout.write(json.dumps({"path": str(song), "top3": best, "probabilities": probs}) + "\n")
+        else:
+            out_console.print(f"{song}: " + ", ".join(f"{g} {p:.2f}" for g, p in best), highlight=False)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def profile(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A music folder."),
+    out: Path = typer.Option(Path("profile.json"), "-o", "--out", help="Where to write the profile JSON."),
+    recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk sub-folders."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """A listener's taste profile: genre of every song (tags where present, else the classifier), favourites.
+
+    Then: covergen make song.wav --to auto --profile profile.json
+    """
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        with _progress(quiet) as bar:
+            task = bar.add_task("profile", total=1.0)
+            result = pipeline.taste_profile(folder, out, recursive=recursive,
+                                            on_progress=lambda f: bar.update(task, completed=f))
+        if not quiet:
+            favs = result.get("favourites", [])
+            shown = ", ".join(f"{f['genre']} {f['share']:.0%}" if isinstance(f, dict) else str(f) for f in favs[:3])
+            err_console.print(f"wrote {out}; favourites: {shown}", highlight=False)
+
+
+@app.command("train-instrument")
+def train_instrument(
+    audio_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of monophonic recordings of one instrument or voice."),
+    name: str = typer.Option(..., "--name", help="Instrument name, e.g. my_cello; then `covergen transfer --instrument my_cello`."),
+    steps: int = typer.Option(1000, "--steps", min=1, help="Training steps (about 1 s each on a 2-core CPU)."),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Train a new DDSP instrument from your recordings (saved in your user models folder, resumable)."""
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        with _progress(quiet) as bar:
+            task = bar.add_task("train", total=1.0)
+            path = pipeline.train_instrument(audio_dir, name=name, steps=steps, seed=seed,
+                                             on_progress=lambda f: bar.update(task, completed=f))
+        err_console.print(f"trained {name}: {path}", highlight=False)
 
 
 @app.command(epilog="Exit codes: 0 every song covered (or skipped as already done); 1 some songs failed "

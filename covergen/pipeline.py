@@ -122,6 +122,26 @@ def _cover_check(original: np.ndarray, cover: np.ndarray, sample_rate: int) -> d
     return {"status": "done", **result}
 
 
+def _genre_shift(original: np.ndarray, cover: np.ndarray, sample_rate: int, preset: presets.GenrePreset) -> dict:
+    """Genre probabilities of original and cover at the same loudness, and the transfer strength
+    P(target | cover) - P(target | original). The classifier's probabilities move with level."""
+    from . import genre
+    from .errors import GenreError, ModelError
+
+    target_lufs = preset.master.target_lufs
+    level = mix.integrated_lufs(original, sample_rate=sample_rate)
+    same_level = original * 10 ** ((target_lufs - level) / 20) if np.isfinite(level) else original
+    try:
+        p_orig = genre.predict(same_level, sample_rate=sample_rate)
+        p_cover = genre.predict(cover, sample_rate=sample_rate)
+    except (GenreError, ModelError) as err:
+        return {"status": "skipped", "reason": str(err)}
+    result = {"status": "done", "original": p_orig, "cover": p_cover, "target": preset.genre_label}
+    if preset.genre_label:
+        result["transfer_strength"] = p_cover[preset.genre_label] - p_orig[preset.genre_label]
+    return result
+
+
 def make_cover(
     song: Path,
     *,
@@ -175,6 +195,8 @@ def make_cover(
     if check:
         with timer.stage("check"):
             report["cover_check"] = _cover_check(y_in, out, sr_in)
+        with timer.stage("genre"):
+            report["genre"] = _genre_shift(y_in, out, sr_in, preset)
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
     report["output"] = {"sample_rate": sr_in, "channels": int(out.shape[0]),
                         "duration_s": round(out.shape[1] / sr_in, 3),
@@ -210,24 +232,12 @@ def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
 
 def check_writable(out: Path) -> None:
     """Fail before any work if `out` cannot be written (missing or read-only folder, a folder name)."""
-    import os
-    import tempfile
-
     out = Path(out)
-    parent = out.parent if str(out.parent) else Path(".")
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; give a file name like song-jazz.wav")
     if out.suffix.lower() not in (".wav", ".flac"):
         raise OutputError(f"{out}: unsupported output format {out.suffix or '(none)'}; use .wav or .flac")
-    if not parent.is_dir():
-        raise OutputError(f"{out}: output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{out}: output folder {parent} is not writable")
-    try:  # root ignores permission bits: really try to create a file there
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".covergen-probe-"):
-            pass
-    except OSError as err:
-        raise OutputError(f"{out}: cannot write in {parent} ({err.strerror or err})") from None
+    check_writable_file(out)
 
 
 def separate_song(song: Path, out_root: Path, *, separator: str = "auto", demucs_repo: Path | None = None,
@@ -425,3 +435,90 @@ def list_instruments() -> list[dict]:
     from . import timbre
 
     return timbre.list_instruments()
+
+
+def _song_features(song: Path, method: str):
+    from . import coverid
+
+    y, sr = audio.load(song)
+    return coverid.features(y, sample_rate=sr) if method == "2dftm" else coverid.beat_chroma(y, sample_rate=sr)
+
+
+def check_pair(original: Path, candidate: Path, *, method: str = "2dftm") -> dict:
+    """`covergen check ORIGINAL CANDIDATE`: similarity, z-score against the background set, verdict."""
+    from . import coverid
+
+    result = coverid.check(_song_features(original, method), _song_features(candidate, method), method=method)
+    return {"original": str(original), "candidate": str(candidate), **result}
+
+
+def rank_library(candidate: Path, library: Path, *, method: str = "2dftm", top: int = 10,
+                 on_progress: Callable[[float], None] | None = None) -> list[tuple[Path, float]]:
+    """`covergen check CANDIDATE --library DIR|INDEX`: the library's songs most like the candidate.
+
+    A folder is indexed first (incrementally: unchanged files are not analysed again).
+    """
+    from . import coverid
+
+    library = Path(library)
+    index = coverid.build_index(library, on_progress=on_progress) if library.is_dir() else library
+    return coverid.rank(_song_features(candidate, method), index, k=top, method=method)
+
+
+def index_folder(folder: Path, index_path: Path | None = None,
+                 on_progress: Callable[[float], None] | None = None) -> tuple[Path, int, dict]:
+    """`covergen index DIR`: build or update the feature index; returns (path, songs indexed, errors)."""
+    from . import coverid
+
+    path = coverid.build_index(Path(folder), index_path, on_progress=on_progress)
+    index = coverid.load_index(path)
+    return path, len(index.paths), {str(k): v for k, v in index.errors.items()}
+
+
+def classify_genre(song: Path, *, on_progress: Callable[[float], None] | None = None) -> dict[str, float]:
+    """`covergen genre FILE`: probabilities over the ten GTZAN genres (30 s segments, averaged)."""
+    from . import genre
+
+    return genre.predict_file(Path(song), on_progress=on_progress)
+
+
+def taste_profile(folder: Path, out: Path | None = None, *, recursive: bool = True,
+                  on_progress: Callable[[float], None] | None = None) -> dict:
+    """`covergen profile DIR`: genre distribution and favourites of a music folder (tags + classifier)."""
+    from . import genre
+
+    if out is not None:
+        check_writable_file(out)
+    result = genre.profile(Path(folder), recursive=recursive, on_progress=on_progress)
+    if out is not None:
+        genre.save_profile(result, Path(out))
+    return result
+
+
+def favourite_genre(profile_path: Path) -> str:
+    """The listener's favourite genre that has a preset (`make --to auto --profile FILE`)."""
+    from . import genre
+
+    return genre.favourite(genre.load_profile(Path(profile_path)), presets.available())
+
+
+def train_instrument(audio_dir: Path, *, name: str, steps: int, seed: int = 0,
+                     on_progress: Callable[[float], None] | None = None) -> Path:
+    """`covergen train-instrument`: a new DDSP instrument from a folder of monophonic recordings."""
+    from . import timbre
+
+    return timbre.train_instrument(Path(audio_dir), name=name, steps=steps, seed=seed, on_progress=on_progress)
+
+
+def check_writable_file(out: Path) -> None:
+    """Fail early if an output file cannot be written. Root ignores permission bits, so really create one."""
+    import tempfile
+
+    parent = Path(out).parent if str(Path(out).parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{out}: output folder {parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".covergen-probe-"):
+            pass
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write in {parent} ({err.strerror or err})") from None

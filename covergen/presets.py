@@ -18,6 +18,8 @@ __all__ = ["EqBand", "CompressorSettings", "StemPreset", "MasterPreset", "GenreP
            "STEMS", "presets_dir", "available", "load", "load_file"]
 
 STEMS = ("vocals", "drums", "bass", "other")
+# The genre classifier's labels (GTZAN); a preset's `genre_label` says which one it aims at.
+GENRE_LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 ACTIONS = ("keep", "transfer", "mute")
 EQ_KINDS = ("highpass", "lowpass", "lowshelf", "highshelf", "peak")
 
@@ -108,6 +110,7 @@ class GenrePreset:
     stems: dict[str, StemPreset]
     master: MasterPreset
     tempo_change_bpm: float = 0.0
+    genre_label: str | None = None
     source: str = ""
 
     def __post_init__(self):
@@ -168,10 +171,13 @@ def load_file(file: Path) -> GenrePreset:
     except tomllib.TOMLDecodeError as err:
         raise PresetError(f"{file}: invalid TOML ({err})") from None
     where = file.name
-    unknown = sorted(set(table) - {"name", "description", "tempo_change_bpm", "stems", "master"})
+    top_keys = {"name", "description", "tempo_change_bpm", "genre_label", "stems", "master"}
+    unknown = sorted(set(table) - top_keys)
     if unknown:
-        raise PresetError(f"{where}: unknown key {unknown[0]!r} "
-                          "(known: name, description, tempo_change_bpm, stems, master)")
+        raise PresetError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(top_keys))})")
+    label = table.get("genre_label")
+    if label is not None and label not in GENRE_LABELS:
+        raise PresetError(f"{where}: genre_label={label!r} is not one of {', '.join(GENRE_LABELS)}")
     stems_table = table.get("stems", {})
     bad = sorted(set(stems_table) - set(STEMS))
     if bad:
@@ -182,7 +188,7 @@ def load_file(file: Path) -> GenrePreset:
     if isinstance(tempo, bool) or not isinstance(tempo, int | float):
         raise PresetError(f"{where}: tempo_change_bpm: expected a number, got {tempo!r}")
     return GenrePreset(name=str(table.get("name", file.stem)), description=str(table.get("description", "")),
-                       stems=stems, master=master, tempo_change_bpm=float(tempo), source=where)
+                       stems=stems, master=master, tempo_change_bpm=float(tempo), genre_label=label, source=where)
 
 
 def load(name_or_file: str | Path) -> GenrePreset:
