@@ -259,7 +259,7 @@ def _markdown(r: dict) -> str:
         ret, ver = res["retrieval"], res["verdict"]
         lines.append(f"| {m} | {ret['map']:.3f} | {ret['top1']:.3f} | {ret['mean_rank_first']:.2f} | "
                      f"{ver['threshold']:.2f} | {ver['tpr']:.3f} | {ver['fpr']:.3f} | {ver['auc']:.3f} | "
-                     f"{res['ms_per_pair']:.3f} |")
+                     f"{res['ms_per_pair']:.3g} |")
     lines += ["", f"Feature extraction: {r['timing']['feature_s_per_audio_min']:.2f} s per minute of audio. "
               f"Commit {r['commit'] or 'unknown'}; {r['device']['cpus']} CPUs; {r['wall_s']:.0f} s in all."]
     if r["pairs_added"]:

@@ -6,16 +6,20 @@ run separates, the second hits the stem cache; both are reported.
 """
 from __future__ import annotations
 
+import json
 import statistics
 
 from covergen import pipeline
 from covergen.errors import CovergenError
 
-from .common import SHARED, PeakRSS, REPO, write
+from .common import OUT, SHARED, PeakRSS, REPO, write
 
 SONGS = [REPO / "covergen" / "data" / "demo_song.flac",
          SHARED / "real" / "Kevin_MacLeod_-_Vibe_Ace.ogg",
-         SHARED / "real" / "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg"]
+         SHARED / "real" / "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg",
+         SHARED / "real" / "Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg"]
+COVERS = OUT / "covers"
+PAIRS = OUT / "cover_pairs.json"  # (original, cover) files that bench_coverid adds as queries
 
 
 def _run(song, genre, meter):
@@ -31,21 +35,26 @@ def _run(song, genre, meter):
 
     cover = pipeline.make_cover(song, genre=genre, separator="auto", on_progress=on_progress)
     peaks[current["stage"]] = meter.peak_mb()
-    return cover.report, peaks
+    COVERS.mkdir(parents=True, exist_ok=True)
+    out = COVERS / f"{song.stem}-{genre}.wav"
+    pipeline.write_cover(cover, out)
+    return cover.report, peaks, out
 
 
 def main() -> dict:
-    rows = []
+    rows, pairs = [], []
     with PeakRSS() as meter:
         for song in SONGS:
             if not song.exists():
                 continue
             for attempt in ("first", "cached"):
                 try:
-                    report, peaks = _run(song, "jazz", meter)
+                    report, peaks, cover = _run(song, "jazz", meter)
                 except CovergenError as err:
                     rows.append({"song": song.name, "run": attempt, "error": str(err)})
                     break
+                if attempt == "first":
+                    pairs.append([str(song), str(cover)])
                 rows.append({"song": song.name, "run": attempt, "duration_s": report["input"]["duration_s"],
                              "separator": report["separation"]["separator"], "stages_s": report["stages_s"],
                              "peak_rss_mb": {k: round(v) for k, v in peaks.items()},
@@ -71,6 +80,7 @@ def main() -> dict:
                        f"{r['true_peak_dbtp']:.1f} | {z if z is None else round(z, 1)} |")
     lines += ["", f"Median RTF (first run): {summary['median_rtf_first_run']}", ""]
     write("pipeline", {"rows": rows, "summary": summary}, "\n".join(lines))
+    PAIRS.write_text(json.dumps(pairs, indent=1))
     return summary
 
 

@@ -112,14 +112,17 @@ def _transfer(stems: dict[str, np.ndarray], preset: presets.GenrePreset, sample_
 
 
 def _cover_check(original: np.ndarray, cover: np.ndarray, sample_rate: int) -> dict:
+    """Both cover-check methods against the bundled background; the verdict is Qmax's (the stronger one)."""
     from . import coverid
 
     try:
-        result = coverid.check(coverid.features(original, sample_rate=sample_rate),
-                               coverid.features(cover, sample_rate=sample_rate))
+        chroma_orig = coverid.beat_chroma(original, sample_rate=sample_rate)
+        chroma_cover = coverid.beat_chroma(cover, sample_rate=sample_rate)
+        qmax = coverid.check(chroma_orig, chroma_cover, method="qmax")
+        ftm = coverid.check(coverid.features_from_chroma(chroma_orig), coverid.features_from_chroma(chroma_cover))
     except CoverCheckError as err:
         return {"status": "skipped", "reason": str(err)}
-    return {"status": "done", **result}
+    return {"status": "done", **qmax, "2dftm": ftm}
 
 
 def _genre_shift(original: np.ndarray, cover: np.ndarray, sample_rate: int, preset: presets.GenrePreset) -> dict:
@@ -444,7 +447,7 @@ def _song_features(song: Path, method: str):
     return coverid.features(y, sample_rate=sr) if method == "2dftm" else coverid.beat_chroma(y, sample_rate=sr)
 
 
-def check_pair(original: Path, candidate: Path, *, method: str = "2dftm") -> dict:
+def check_pair(original: Path, candidate: Path, *, method: str = "qmax") -> dict:
     """`covergen check ORIGINAL CANDIDATE`: similarity, z-score against the background set, verdict."""
     from . import coverid
 
@@ -452,7 +455,7 @@ def check_pair(original: Path, candidate: Path, *, method: str = "2dftm") -> dic
     return {"original": str(original), "candidate": str(candidate), **result}
 
 
-def rank_library(candidate: Path, library: Path, *, method: str = "2dftm", top: int = 10,
+def rank_library(candidate: Path, library: Path, *, method: str = "qmax", top: int = 10,
                  on_progress: Callable[[float], None] | None = None) -> list[tuple[Path, float]]:
     """`covergen check CANDIDATE --library DIR|INDEX`: the library's songs most like the candidate.
 

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from covergen import audio, genre, registry
 from covergen.errors import GenreError

@@ -196,6 +196,20 @@ def test_speech_is_refused(instrument):
     assert info["refused"] and out.shape == y[:, : 3 * sr].shape
 
 
+@needs_shared
+@pytest.mark.parametrize("clip, why", [
+    (SHARED / "real" / "Kevin_MacLeod_-_Vibe_Ace.ogg", "voiced"),
+    (SHARED / "multitrack" / "Music_Delta__80s_Rock" / "mixture.flac", "several instruments"),
+    (SHARED / "multitrack" / "Music_Delta__80s_Rock" / "drums.flac", "voiced"),
+])
+def test_mixes_and_drums_are_refused(instrument, clip, why):
+    from covergen import audio
+
+    y, sr = audio.load(clip)
+    with pytest.raises(TransferError, match=why):
+        timbre.transfer_stem(y[:, : 20 * sr], sample_rate=sr, instrument=instrument)
+
+
 def test_silence_is_refused(instrument):
     with pytest.raises(TransferError, match="silent"):
         timbre.transfer_stem(np.zeros((1, SR), np.float32), sample_rate=SR, instrument=instrument)

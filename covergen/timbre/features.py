@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 __all__ = ["SAMPLE_RATE", "HOP_SAMPLES", "FRAME_RATE_HZ", "Features", "extract", "f0_periodicity",
-           "a_weighted_loudness_db", "n_frames", "sounding", "SILENT_DB"]
+           "a_weighted_loudness_db", "n_frames", "sounding", "harmonicity", "SILENT_DB"]
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,14 @@ def a_weighted_loudness_db(y: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
     y = np.asarray(y, np.float64)
     pad = n_fft // 2
     yp = np.pad(y, (pad, pad + n_fft))
-    idx = np.arange(frames)[:, None] * hop_samples + np.arange(n_fft)[None, :]
     win = np.hanning(n_fft + 1)[:-1]
-    spec = np.fft.rfft(yp[idx] * win, axis=1)
-    power = np.abs(spec) ** 2 * _a_weights(n_fft, sample_rate)
+    weights = _a_weights(n_fft, sample_rate)
+    power = np.empty(frames)
+    for s in range(0, frames, 2048):  # blocks keep memory flat on long stems
+        idx = np.arange(s, min(frames, s + 2048))[:, None] * hop_samples + np.arange(n_fft)[None, :]
+        power[s:s + 2048] = (np.abs(np.fft.rfft(yp[idx] * win, axis=1)) ** 2 * weights).sum(axis=1)
     # Parseval: a sine of amplitude A then has power A^2 / 2 (one-sided spectrum, window energy removed).
-    power = power.sum(axis=1) / (n_fft / 2 * np.sum(win ** 2))
+    power = power / (n_fft / 2 * np.sum(win ** 2))
     db = 10.0 * np.log10(np.maximum(power, 1e-12))
     return np.maximum(db, SILENT_DB).astype(np.float32)
 
@@ -121,3 +123,27 @@ def sounding(loudness_db: np.ndarray, *, range_db: float = 35.0) -> np.ndarray:
     if len(loudness_db) == 0:
         return np.zeros(0, bool)
     return loudness_db > max(float(np.percentile(loudness_db, 95)) - range_db, -70.0)
+
+
+def harmonicity(y: np.ndarray, f0_hz: np.ndarray, frames: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
+                hop_samples: int = HOP_SAMPLES, n_fft: int = 2048, max_frames: int = 400) -> float:
+    """Median share of 0.8*f0-5 kHz energy lying on the harmonics of f0, over the given frames.
+
+    A single voice puts ~0.9 of its energy on its harmonics; in a full mix the accompaniment
+    sits between them (~0.6) even where the pitch tracker happily follows the lead vocal.
+    """
+    frames = np.asarray(frames)
+    if len(frames) == 0:
+        return 0.0
+    frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).astype(int)]
+    yp = np.pad(np.asarray(y, np.float32), (n_fft // 2, n_fft))
+    idx = frames[:, None] * hop_samples + np.arange(n_fft)[None, :]
+    power = np.abs(np.fft.rfft(yp[idx] * np.hanning(n_fft), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)[None, :]
+    f0 = np.asarray(f0_hz)[frames][:, None]
+    h = freqs / f0
+    tol_hz = np.maximum(1.5 * sample_rate / n_fft, 0.03 * f0)
+    band = (freqs >= 0.8 * f0) & (freqs < 5000.0)
+    near = (np.abs(h - np.round(h)) * f0 < tol_hz) & band
+    ratio = (power * near).sum(1) / np.maximum((power * band).sum(1), 1e-20)
+    return float(np.median(ratio))

@@ -371,7 +371,7 @@ def render_sets(root: Path | None = None, *, splits: tuple[str, ...] = tuple(SPL
     works = _cached_selection(root)
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     todo = [(split, source, arr) for split in splits for source in works[split]
-            for arr in _cached_arrangements(root, source, SPLITS[split][1])]
+            for arr in _arrangements_of(root, source, SPLITS[split][1])]
     out: dict[str, list[Render]] = {s: [] for s in splits}
     loaded: dict[str, Work] = {}
     for i, (split, source, arr) in enumerate(todo):
@@ -411,7 +411,7 @@ def _cached_selection(root: Path) -> dict[str, list[str]]:
     return works
 
 
-def _cached_arrangements(root: Path, source: str, n_versions: int) -> list[Arrangement]:
+def _arrangements_of(root: Path, source: str, n_versions: int) -> list[Arrangement]:
     # arrangements() needs only the work id; no need to parse the score again
     stub = Work(work_id=source, title="", key_pc=0, minor=False, melody=(), chords=())
     return arrangements(stub, n_versions)
@@ -528,7 +528,11 @@ def _card(background, calibration: dict, n_cal_versions: int, n_cal_works: int) 
         "",
         "**Limits.** All songs are synthetic renders of one folk repertoire: real recordings",
         "(vocals, production, live tempo drift) give other similarity distributions, so treat z",
-        "as a ranking signal and the verdict as a hint. Rebuild with",
+        "as a ranking signal and the verdict as a hint. Seen on real audio: a ragtime piano piece",
+        "against a jazz combo piece (unrelated) reaches z = 2.0 with qmax, above its threshold,",
+        "while a transposed, slowed copy of the jazz piece reaches z = 8.8. Both methods rely on the",
+        "beat tracker: if it locks to another tempo level in one version (seen after a phase-vocoder",
+        "pitch shift), the features no longer match. Rebuild with",
         "`python -m covergen.training.cover_songs` (renders are cached under data/coverid/).",
         "",
         "**Licence.** Features derived from public-domain tunes and the MIT-licensed FluidR3 GM SoundFont.",
