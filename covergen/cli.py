@@ -16,7 +16,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -51,8 +50,10 @@ class OutFormat(str, Enum):
 
 
 def _setup_logging(quiet: bool) -> None:
-    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=err_console, show_time=False, show_path=False)], force=True)
+    """Library notices (a fallback separator, a kept stem) go to stderr as one plain line each."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("notice: %(message)s"))
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, handlers=[handler], force=True)
 
 
 @contextlib.contextmanager
