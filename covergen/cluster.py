@@ -77,8 +77,11 @@ def _setup_worker(threads_by_host: dict[str, int]) -> None:
     from . import worker_stats
 
     threads = threads_by_host.get(socket.gethostname())
-    if threads:
+    if threads:  # dask starts workers with OMP/BLAS at 1 thread; give each its share of the host, like run_local
+        from threadpoolctl import threadpool_limits
+
         torch.set_num_threads(threads)
+        threadpool_limits(threads)
     logging.getLogger("covergen").setLevel(logging.ERROR)
     worker_stats.watch_model_loads()
     _worker_ready = True

@@ -13,13 +13,20 @@ SHARED = REPO.parent / "shared" / "data"
 DEMO_SONG = REPO / "covergen" / "data" / "demo_song.flac"
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session gets its own stem cache and user-model folder."""
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory):
+    """The test session gets its own stem cache and user-model folder (before any module fixture runs)."""
     base = tmp_path_factory.getbasetemp()
-    monkeypatch.setenv("COVERGEN_CACHE", str(base / "cache"))
-    monkeypatch.setenv("COVERGEN_USER_MODELS", str(base / "user-models"))
-    monkeypatch.delenv("COVERGEN_DEMUCS_REPO", raising=False)
+    saved = {k: os.environ.get(k) for k in ("COVERGEN_CACHE", "COVERGEN_USER_MODELS", "COVERGEN_DEMUCS_REPO")}
+    os.environ["COVERGEN_CACHE"] = str(base / "cache")
+    os.environ["COVERGEN_USER_MODELS"] = str(base / "user-models")
+    os.environ.pop("COVERGEN_DEMUCS_REPO", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def shared_file(*parts: str) -> Path:

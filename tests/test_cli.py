@@ -222,3 +222,35 @@ def test_transfer_keeps_the_trumpet_melody(tmp_path):
         cents = 1200 * np.log2(f_out[:n][both] / f_in[:n][both])
         shift = 1200 * np.round(np.median(cents) / 1200)  # the whole-octave shift the transfer chose
         assert both.sum() > 50 and np.mean(np.abs(cents - shift) < 50) >= 0.9, (instrument, np.mean(np.abs(cents - shift) < 50))
+
+
+def test_genre_prints_top3_of_a_real_jazz_clip():
+    song = shared_file("real", "Kevin_MacLeod_-_Vibe_Ace.ogg")
+    result = _run("genre", song, "--json")
+    assert result.exit_code == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert len(row["top3"]) == 3 and row["top3"][0][0] == "jazz"
+    assert abs(sum(row["probabilities"].values()) - 1) < 1e-6
+
+
+def test_make_to_auto_picks_the_profile_favourite(jazz_cover, tmp_path):
+    """A profile whose favourite is metal (from a file tag) maps to the rock preset."""
+    import mutagen.flac
+
+    song, *_ = jazz_cover
+    music = tmp_path / "music"
+    music.mkdir()
+    y, sr = sf.read(DEMO_SONG, dtype="float32", frames=44100 * 8)
+    sf.write(music / "tagged.flac", y, sr)
+    tags = mutagen.flac.FLAC(music / "tagged.flac")
+    tags["genre"] = "Heavy Metal"
+    tags.save()
+    profile = tmp_path / "profile.json"
+    made = _run("profile", music, "-o", profile, "-q")
+    assert made.exit_code == 0, made.stderr
+    favourites = json.loads(profile.read_text())["favourites"]
+    assert favourites[0]["genre"] == "metal" and favourites[0]["from_tag"] == 1
+    out = tmp_path / "auto.wav"
+    result = _run("make", song, "--to", "auto", "--profile", profile, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "favourite genre from" in result.stderr and "rock" in result.stderr and out.is_file()
