@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         inst = timbre.load_instrument(name)
         # Warm the caches (swift-f0 session, first torch calls) so the timing is steady-state.
         timbre.transfer_stem(np.sin(np.arange(SR) * 2 * np.pi * 220 / SR).astype(np.float32)[None] * 0.3,
-                             sample_rate=SR, instrument=inst)
+                             sample_rate=SR, instrument=inst, force=True)
         results["instruments"][name] = {"steps": inst.meta.get("steps"),
                                         "heldout": heldout_scores(name, args.data_dir),
                                         "transfer": transfer_scores(name, sources)}

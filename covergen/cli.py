@@ -16,6 +16,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -62,7 +63,7 @@ def _errors_to_exit():
     try:
         yield
     except CovergenError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -324,7 +325,7 @@ def genre(
         try:
             probs = pipeline.classify_genre(song)
         except CovergenError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             failed = True
             continue
         best = sorted(probs.items(), key=lambda kv: -kv[1])[:3]
@@ -421,14 +422,9 @@ def batch(
         if cluster is not None:
             from . import cluster as cluster_mod
 
-            try:
-                cluster_mod.parse_address(cluster)
-                cluster_mod.require_distributed()  # a missing dask fails before any work
-                logging.getLogger("distributed").setLevel(logging.ERROR if quiet else logging.WARNING)
-            except CovergenError as err:  # escaped: the error line is rich markup, which would eat "[dask]"
-                from rich.markup import escape
-
-                raise type(err)(escape(str(err))) from None
+            cluster_mod.parse_address(cluster)
+            cluster_mod.require_distributed()  # a missing dask fails before any work
+            logging.getLogger("distributed").setLevel(logging.ERROR if quiet else logging.WARNING)
         presets.load(to)  # an unknown genre fails before any work
         out_dir.mkdir(parents=True, exist_ok=True)
         tasks, results = batch_mod.plan(folder, out_dir, genre=to, recursive=recursive, skip_existing=skip_existing,
@@ -451,7 +447,7 @@ def batch(
                     sys.stdout.write(json.dumps(r.to_json()) + "\n")
                     sys.stdout.flush()
                 elif r.status == "failed":
-                    err_console.print(f"[red]failed:[/] {r.error}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[red]failed:[/] {escape(r.error or '')}", highlight=False, soft_wrap=True)
         failed = [r for r in results if r.status == "failed"]
         if not quiet:
             done = sum(r.status == "done" for r in results)

@@ -68,13 +68,11 @@ _worker_ready = False
 
 
 def _setup_worker(threads_by_host: dict[str, int]) -> None:
-    """Once per worker process: torch threads for its share of the host, quiet logs, counted model loads."""
+    """Once per worker process: torch threads for its share of the host, quiet logs."""
     global _worker_ready
     if _worker_ready:
         return
     import torch
-
-    from . import worker_stats
 
     threads = threads_by_host.get(socket.gethostname())
     if threads:  # dask starts workers with OMP/BLAS at 1 thread; give each its share of the host, like run_local
@@ -83,7 +81,6 @@ def _setup_worker(threads_by_host: dict[str, int]) -> None:
         torch.set_num_threads(threads)
         threadpool_limits(threads)
     logging.getLogger("covergen").setLevel(logging.ERROR)
-    worker_stats.watch_model_loads()
     _worker_ready = True
 
 
@@ -183,12 +180,13 @@ def run_cluster(tasks: list[Task], *, address: str, gpu_per_task: bool = False,
         for future in distributed.as_completed(list(futures), loop=client.loop):
             task, sent = futures.pop(future)
             try:
-                yield _as_given(future.result(), task, sent)
+                result = _as_given(future.result(), task, sent)
             except distributed.KilledWorker as err:
-                yield Result(task.song, "failed", None, 0.0, f"{task.song}: worker died on every try "
-                             f"({type(err).__name__}; out of memory? see the worker logs)")
+                result = Result(task.song, "failed", None, 0.0, f"{task.song}: worker died on every try "
+                                f"({type(err).__name__}; out of memory? see the worker logs)")
             except Exception as err:  # a bug or a lost scheduler: report this song, keep going
                 log.error("%s: task failed after %d retries", task.song, RETRIES, exc_info=err)
-                yield Result(task.song, "failed", None, 0.0, f"{task.song}: worker failed ({_first_line(err)})")
+                result = Result(task.song, "failed", None, 0.0, f"{task.song}: worker failed ({_first_line(err)})")
             finally:
                 future.release()
+            yield result

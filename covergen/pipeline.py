@@ -182,9 +182,11 @@ def make_cover(
         tempo = mix.measure_tempo_bpm(y, sample_rate=rate)
         report["input"].update(pulse_strength=round(pulse, 3), tempo_bpm=tempo and round(tempo, 2),
                                tempo_bpm_exact=tempo)
-        if pulse < MIN_PULSE or tempo is None:
+        if pulse < MIN_PULSE:
             raise AudioContentError(f"{song}: no steady beat found (pulse strength {pulse:.2f} < {MIN_PULSE}); "
                                     "covergen covers music with a beat, not speech or ambience")
+        if tempo is None:
+            raise AudioContentError(f"{song}: fewer than 8 beats found; too short or too free in time to set a tempo")
     with timer.stage("separate") as progress:
         stems, sep_info = separate.separate(y, sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
                                             use_cache=use_cache, on_progress=progress)

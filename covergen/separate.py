@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import audio
+from . import audio, worker_stats
 from .errors import SeparationError
 
 __all__ = ["STEMS", "SEPARATORS", "SAMPLE_RATE", "separate", "resolve_separator", "demucs_status",
@@ -37,6 +37,7 @@ DEMUCS_MODEL = "htdemucs"
 _EMBEDDED_VERSION = "embedded-v1"
 _HUB_HOST = ("huggingface.co", 443)
 _demucs_models: dict = {}
+_auto_choice: dict[str, tuple[str, str]] = {}
 
 
 def cache_dir() -> Path:
@@ -125,6 +126,7 @@ def _load_demucs(name: str, repo: Path | None):
         raise SeparationError(f"cannot load Demucs model {name!r}: {str(err).strip()[:200]}") from None
     model.eval()
     _demucs_models[key] = model
+    worker_stats.record_load(f"demucs-{name}")
     return model
 
 
@@ -144,11 +146,14 @@ def resolve_separator(separator: str, demucs_repo: Path | None = None) -> tuple[
         raise SeparationError(f"unknown separator {separator!r}; choose one of {', '.join(SEPARATORS)}")
     if separator != "auto":
         return separator, ""
-    try:
-        _load_demucs(DEMUCS_MODEL, _demucs_repo(demucs_repo))
-        return "htdemucs", ""
-    except SeparationError as err:
-        return "embedded", f"htdemucs unavailable ({err}); using the embedded DSP separator"
+    repo = _demucs_repo(demucs_repo)
+    if str(repo) not in _auto_choice:  # probe once per process: a batch worker must not re-probe every song
+        try:
+            _load_demucs(DEMUCS_MODEL, repo)
+            _auto_choice[str(repo)] = ("htdemucs", "")
+        except SeparationError as err:
+            _auto_choice[str(repo)] = ("embedded", f"htdemucs unavailable ({err}); using the embedded DSP separator")
+    return _auto_choice[str(repo)]
 
 
 def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:

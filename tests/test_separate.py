@@ -86,6 +86,7 @@ def test_auto_falls_back_offline_with_notice(monkeypatch):
     monkeypatch.setattr(separate, "_cached_offline", lambda name: None)
     monkeypatch.setattr(separate, "_online", lambda timeout_s=1.5: False)
     monkeypatch.setattr(separate, "_demucs_models", {})
+    monkeypatch.setattr(separate, "_auto_choice", {})
     name, notice = separate.resolve_separator("auto")
     assert name == "embedded" and "no network" in notice
     with pytest.raises(SeparationError, match="not cached and there is no network"):

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import registry
+from .. import registry, worker_stats
 from ..audio import resample, to_mono
 from ..errors import ModelError, TransferError
 from . import features as feat
@@ -84,6 +84,7 @@ def _read_checkpoint(name: str, file: Path) -> dict:
                          "rebuild it with `make models`") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"timbre model {name!r}: {file} is not a {CHECKPOINT_FORMAT} checkpoint")
+    worker_stats.record_load(f"{PREFIX}{name}")
     return ck
 
 
