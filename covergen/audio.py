@@ -148,6 +148,9 @@ def atomic_path(path: Path):
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        umask = os.umask(0)  # mkstemp makes owner-only files; give the output the usual permissions
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)

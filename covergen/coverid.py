@@ -16,7 +16,6 @@ threshold calibrated on labelled covers (both shipped as the `coverid-background
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import atomic_path
 from .errors import CovergenError, CoverCheckError, ModelError
 
 __all__ = ["features", "beat_chroma", "features_from_chroma", "similarity", "similarity_strong",
@@ -219,7 +219,7 @@ class Background:
 
 def save_background(background: Background, path: Path) -> Path:
     lengths = np.array([c.shape[1] for c in background.chromas], dtype=np.int64)
-    with _atomic(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         np.savez_compressed(
             tmp, names=np.array(background.names, dtype=str), features=background.features.astype(np.float32),
             chroma=np.concatenate(background.chromas, axis=1).astype(np.float16), chroma_lengths=lengths,
@@ -354,7 +354,7 @@ def _write_records(index_path: Path, root: Path, records: dict[str, dict], dims:
         if records[r]["features"] is not None:
             feats[i] = records[r]["features"]
         chromas.append(records[r]["chroma"] if records[r]["chroma"] is not None else np.zeros((12, 0), np.float32))
-    with _atomic(index_path) as tmp:
+    with atomic_path(index_path) as tmp:
         np.savez_compressed(
             tmp, config=np.array(CONFIG), root=np.array(os.path.relpath(root, index_path.parent)),
             rel=np.array(rels, dtype=str), mtime_ns=np.array([records[r]["mtime_ns"] for r in rels], dtype=np.int64),
@@ -460,14 +460,3 @@ def rank(candidate_features: np.ndarray, index: Index | Path, *, k: int | None =
         return [(index.paths[j], float(scores[j])) for j in order]
     raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
 
-
-@contextlib.contextmanager
-def _atomic(path: Path):
-    """audio.atomic_path, then the usual umask permissions (mkstemp makes files owner-only)."""
-    from .audio import atomic_path
-
-    with atomic_path(path) as tmp:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -51,6 +53,9 @@ def test_save_is_atomic_and_checks_folder(tmp_path):
     back, sr = audio.load(out)
     assert sr == 16000 and np.max(np.abs(back - y)) < 1e-4
     assert [p.name for p in tmp_path.iterdir()] == ["a.flac"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's owner-only mode
     with pytest.raises(OutputError, match="does not exist"):
         audio.save(tmp_path / "missing" / "a.wav", y, sample_rate=16000)
     with pytest.raises(OutputError, match="unsupported output format"):
