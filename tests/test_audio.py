@@ -60,3 +60,12 @@ def test_save_is_atomic_and_checks_folder(tmp_path):
         audio.save(tmp_path / "missing" / "a.wav", y, sample_rate=16000)
     with pytest.raises(OutputError, match="unsupported output format"):
         audio.save(tmp_path / "a.mp3", y, sample_rate=16000)
+
+
+def test_two_hour_file_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "two-hours.wav"
+    sf = pytest.importorskip("soundfile")
+    with sf.SoundFile(path, "w", samplerate=1000, channels=1, subtype="PCM_U8") as fh:
+        fh.write(np.zeros(2 * 3600 * 1000, np.float32))
+    with pytest.raises(AudioContentError, match="two-hours.wav: 120.0 min is longer than the 20 min limit"):
+        audio.load(path)
