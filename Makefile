@@ -39,7 +39,7 @@ bench: install
 models: install
 	$(BIN)/python -m covergen.training.train_genre
 	$(BIN)/python -m covergen.training.cover_songs
-	$(BIN)/python -m covergen.training.train_timbre
+	$(BIN)/python -m covergen.training.train_timbre --steps 1400 --threads 1
 
 clean:
 	rm -rf out bench/*.json .pytest_cache

@@ -20,7 +20,7 @@ FFT_SIZES = (2048, 1024, 512, 256, 128, 64)
 def DecoderConfig(**overrides) -> dict:  # noqa: N802 - a plain dict so it pickles into checkpoints as data
     """Default architecture; saved in every checkpoint so old files rebuild the same net."""
     cfg = {"sample_rate": 16000, "hop_samples": 160, "hidden": 128, "gru": 160,
-           "n_harmonics": 60, "n_noise_bands": 65, "reverb_samples": 4000}
+           "n_harmonics": 60, "n_noise_bands": 65, "reverb_samples": 800}
     unknown = set(overrides) - set(cfg)
     if unknown:
         raise ValueError(f"unknown decoder settings {sorted(unknown)}")
@@ -36,7 +36,10 @@ def _mlp(n_in: int, hidden: int, layers: int = 2) -> nn.Sequential:
 
 
 class Reverb(nn.Module):
-    """A learned impulse response added to the dry signal: room and body the SoundFont bakes in."""
+    """A learned impulse response added to the dry signal: the body resonance the SoundFont bakes in.
+
+    50 ms by default: longer learned tails ring each note into the next and blur pitch changes.
+    """
 
     def __init__(self, n_samples: int, *, sample_rate: int):
         super().__init__()

@@ -24,11 +24,11 @@ from ..timbre import synth
 from . import timbre_data
 
 __all__ = ["TrainSettings", "train", "feature_stats", "evaluate", "export", "write_card", "build_shipped",
-           "train_user_instrument", "main", "LICENSE", "CHECKPOINT_FORMAT"]
+           "train_user_instrument", "rewrite_shipped_cards", "main", "LICENSE", "CHECKPOINT_FORMAT"]
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "covergen-timbre-1"
+from ..timbre.transfer import CHECKPOINT_FORMAT  # noqa: E402 - one definition, read by load_instrument
 LICENSE = "MIT (weights); data: FluidR3_GM SoundFont (MIT), music21 corpus (public domain/BSD)"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_ROOT / "data" / "timbre"
@@ -81,13 +81,16 @@ def train(ds: timbre_data.Dataset, *, steps: int, seed: int, checkpoint: Path, s
     model = TimbreDecoder(config or DecoderConfig())
     opt = torch.optim.Adam(model.parameters(), lr=settings["lr"])
     step, elapsed_s = 0, 0.0
+    history: dict = {}
     if checkpoint.is_file():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        step, elapsed_s = ck["step"], ck["elapsed_s"]
+        history = dict(ck.get("history", {}))
+        _shorten_reverb(ck, model.config["reverb_samples"], step, history)
         model = TimbreDecoder(ck["config"])
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=settings["lr"])
         opt.load_state_dict(ck["opt"])
-        step, elapsed_s = ck["step"], ck["elapsed_s"]
         log.info("resumed %s at step %d (%.1f min trained)", checkpoint, step, elapsed_s / 60)
     starts = _clip_starts(ds, settings["clip_frames"])
     model.train()
@@ -95,7 +98,8 @@ def train(ds: timbre_data.Dataset, *, steps: int, seed: int, checkpoint: Path, s
 
     def save():
         _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": model.config,
-                      "elapsed_s": elapsed_s, "seed": seed, "settings": dict(settings)}, checkpoint)
+                      "elapsed_s": elapsed_s, "seed": seed, "settings": dict(settings), "history": history},
+                     checkpoint)
 
     while step < steps:
         lr = settings["lr"] * (settings["lr_final"] / settings["lr"]) ** (step / max(1, steps))
@@ -124,7 +128,32 @@ def train(ds: timbre_data.Dataset, *, steps: int, seed: int, checkpoint: Path, s
         if on_progress is not None:
             on_progress(step / steps)
     model.eval()
-    return model, {"steps": step, "train_seconds": elapsed_s, "steps_per_s": step / max(elapsed_s, 1e-9)}
+    return model, {"steps": step, "train_seconds": elapsed_s, "steps_per_s": step / max(elapsed_s, 1e-9),
+                   "history": history}
+
+
+def _shorten_reverb(ck: dict, n_samples: int, step: int, history: dict) -> None:
+    """Cut a checkpoint's learned impulse response to n_samples (10 ms fade) so training can go on with it.
+
+    The first models learned 250 ms IRs whose tails carried each note into the next: pyin then
+    heard the old pitch for ~100 ms at every note change (77% of trumpet frames within 50 cents
+    for the bass and guitar, 96% with the tail cut). A 50 ms IR keeps the body resonance.
+    """
+    old = ck["config"]["reverb_samples"]
+    if old <= n_samples:
+        return
+    ir = ck["model"]["reverb.impulse_response"][:n_samples].clone()
+    fade = min(160, n_samples)
+    ir[-fade:] *= torch.linspace(1, 0, fade)
+    ck["model"]["reverb.impulse_response"] = ir
+    names = [n for n, _ in TimbreDecoder(ck["config"]).named_parameters()]
+    state = ck["opt"]["state"].get(names.index("reverb.impulse_response"), {})
+    for key in ("exp_avg", "exp_avg_sq"):
+        if key in state:
+            state[key] = state[key][:n_samples].clone()
+    ck["config"] = dict(ck["config"], reverb_samples=n_samples)
+    history["reverb_shortened"] = {"step": step, "from_samples": old, "to_samples": n_samples}
+    log.info("reverb cut from %d to %d samples at step %d", old, n_samples, step)
 
 
 def feature_stats(ds: timbre_data.Dataset) -> dict:
@@ -198,9 +227,13 @@ def write_card(path: Path, *, name: str, meta: dict, stats: dict, scores: dict, 
         f"- Steps: {meta['steps']}, batch {meta['settings']['batch_size']} x "
         f"{meta['settings']['clip_frames'] / feat.FRAME_RATE_HZ:g} s clips, Adam lr {meta['settings']['lr']:g} -> "
         f"{meta['settings']['lr_final']:g} (exponential), seed {meta['seed']}.",
-        f"- Loss: multi-scale spectral (FFT 2048..64, linear + log magnitude).",
-        f"- Training time: {meta['train_seconds'] / 60:.1f} min CPU (torch {meta['threads']} thread(s), shared machine), "
-        f"{meta['steps_per_s']:.2f} steps/s measured.",
+        "- Loss: multi-scale spectral (FFT 2048..64, linear + log magnitude).",
+        *([f"- Reverb cut from {meta['history']['reverb_shortened']['from_samples']} to "
+           f"{meta['history']['reverb_shortened']['to_samples']} samples at step "
+           f"{meta['history']['reverb_shortened']['step']}, then trained on: the long tail smeared each note into "
+           "the next (pitch trackers heard the old note for ~100 ms)."] if meta.get("history", {}).get("reverb_shortened") else []),
+        f"- Training time: {meta['train_seconds'] / 60:.1f} min wall-clock, {meta['steps_per_s']:.2f} steps/s measured "
+        f"(torch {meta['threads']} thread(s) on a 2-core CPU shared with other jobs; 2.5 steps/s at the quietest).",
         "",
         "## Held-out scores",
     ]
@@ -212,7 +245,8 @@ def write_card(path: Path, *, name: str, meta: dict, stats: dict, scores: dict, 
         ]
     else:
         lines.append("- None: no held-out audio was given.")
-    lines += ["", "## Limits",
+    lines += ["- Transfer pitch accuracy and speed: see `bench/timbre.md` (`python -m benchmarks.bench_timbre`).",
+              "", "## Limits",
               "- Trained on SoundFont renders, so it sounds like FluidR3's sample, not a recorded player.",
               "- Short training on CPU: expect a recognisable but simplified timbre.", ""]
     path.write_text("\n".join(lines))
@@ -222,7 +256,8 @@ def write_card(path: Path, *, name: str, meta: dict, stats: dict, scores: dict, 
 def _meta(model, info, seed, settings) -> dict:
     return {"steps": info["steps"], "train_seconds": round(info["train_seconds"], 1),
             "steps_per_s": round(info["steps_per_s"], 3), "seed": seed, "settings": dict(settings),
-            "config": model.config, "parameters": n_parameters(model), "threads": torch.get_num_threads()}
+            "config": model.config, "parameters": n_parameters(model), "threads": torch.get_num_threads(),
+            "history": info.get("history", {})}
 
 
 def build_shipped(name: str, *, steps: int, seed: int = 0, minutes: float = 10.0, data_dir: Path = DEFAULT_DATA,
@@ -250,17 +285,35 @@ def build_shipped(name: str, *, steps: int, seed: int = 0, minutes: float = 10.0
     meta.update({"instrument": name, "gm_program": spec.gm_program, "data": summary, "heldout_scores": scores})
     root = registry.models_dir()
     file = export(model, stats, root / f"timbre-{name}.pt", meta=meta)
-    data = {"description": f"{summary['train']['phrases']} solo phrases rendered with FluidSynth + FluidR3_GM "
+    write_card(root / f"timbre-{name}.md", name=name, meta=meta, stats=stats, scores=scores,
+               data=_shipped_data_text(spec, summary, seed))
+    registry.register(f"timbre-{name}", file, kind="timbre", card=f"timbre-{name}.md", license=LICENSE,
+                      source=f"python -m covergen.training.train_timbre --instruments {name}: FluidR3 renders of "
+                             f"music21 chorale lines, seed {seed}, {info['steps']} steps")
+    return file
+
+
+def _shipped_data_text(spec: timbre_data.InstrumentSpec, summary: dict, seed: int) -> dict:
+    return {"description": f"{summary['train']['phrases']} solo phrases rendered with FluidSynth + FluidR3_GM "
                            f"(GM program {spec.gm_program}) from Bach chorale voices in the music21 corpus, transposed "
                            f"into MIDI {spec.low_midi}-{spec.high_midi}, random tempo 60-150 bpm, velocity arcs "
                            f"and articulation, seed {seed}, 16 kHz mono.",
             "heldout": f"{summary['heldout']['phrases']} phrases ({summary['heldout']['seconds'] / 60:.1f} min) from "
                        "chorales never used for training (every 5th chorale in corpus order)."}
-    write_card(root / f"timbre-{name}.md", name=name, meta=meta, stats=stats, scores=scores, data=data)
-    registry.register(f"timbre-{name}", file, kind="timbre", card=f"timbre-{name}.md", license=LICENSE,
-                      source=f"python -m covergen.training.train_timbre --instruments {name}: FluidR3 renders of "
-                             f"music21 chorale lines, seed {seed}, {info['steps']} steps")
-    return file
+
+
+def rewrite_shipped_cards() -> list[Path]:
+    """Rewrite the shipped cards from the facts saved in each checkpoint (after editing the card template)."""
+    out = []
+    for reg_name, entry in registry.entries(kind="timbre").items():
+        if entry.origin != "shipped":
+            continue
+        ck = torch.load(entry.file_path, map_location="cpu", weights_only=True)
+        meta, name = ck["meta"], reg_name[len("timbre-"):]
+        spec = timbre_data.INSTRUMENTS[name]
+        out.append(write_card(entry.root / entry.card, name=name, meta=meta, stats=ck["stats"],
+                              scores=meta["heldout_scores"], data=_shipped_data_text(spec, meta["data"], meta["seed"])))
+    return out
 
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
@@ -317,8 +370,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--force", action="store_true", help="retrain even if models/ holds these steps already")
+    parser.add_argument("--cards-only", action="store_true", help="only rewrite the shipped model cards")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.cards_only:
+        for card in rewrite_shipped_cards():
+            log.info("wrote %s", card)
+        return 0
     torch.set_num_threads(args.threads)
     for name in args.instruments:
         shipped = registry.models_dir() / f"timbre-{name}.pt"
