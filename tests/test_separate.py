@@ -63,7 +63,7 @@ def _tiny_demucs_repo(root):
     from demucs.states import get_state
 
     torch.manual_seed(0)
-    model = HTDemucs(sources=list(separate.STEMS), channels=8, depth=2, t_layers=1, segment=4)
+    model = HTDemucs(sources=list(separate.STEMS), channels=16, depth=4, t_layers=0, segment=4)  # fast on CPU
     args, kwargs = model._init_args_kwargs
     package = {"klass": HTDemucs, "args": args, "kwargs": kwargs, "state": get_state(model, None, half=False),
                "training_args": {}}
