@@ -188,7 +188,8 @@ def _melody_f0(y_harm: np.ndarray, sample_rate: int, frame_times: np.ndarray) ->
     from swift_f0 import SwiftF0
 
     mono16 = audio.resample(y_harm, orig_sr=sample_rate, target_sr=16000)
-    result = SwiftF0(threads=2).detect(mono16, sample_rate=16000, fmin=110.0, fmax=1100.0)
+    result = SwiftF0(threads=2, spin=False).detect(  # spinning ORT threads starve torch later
+        mono16, sample_rate=16000, fmin=110.0, fmax=1100.0)
     voiced = result.confidence >= 0.5
     f0 = np.where(voiced, result.pitch_hz, 0.0)
     index = np.clip(np.searchsorted(result.timestamps, frame_times), 0, len(f0) - 1)

@@ -5,7 +5,6 @@ silence): DDSP would render garbage pitch there, so we say why instead.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
@@ -155,17 +154,6 @@ def _map_loudness(loudness_db: np.ndarray, sounding: np.ndarray, inst: Instrumen
     return np.maximum(mapped, feat.SILENT_DB).astype(np.float32)
 
 
-@contextlib.contextmanager
-def _single_thread():
-    """Batch-1 GRU steps are too small to split: extra threads only add sync cost (10x slower on a busy CPU)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _smooth_gate(mask: np.ndarray) -> np.ndarray:
     kernel = np.hanning(_GATE_FRAMES + 2)[1:-1]
     return np.clip(np.convolve(mask.astype(np.float64), kernel / kernel.sum(), mode="same"), 0, 1).astype(np.float32)
@@ -236,7 +224,7 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
     gate_harm = _smooth_gate(voiced & audible)
     gate_noise = _smooth_gate(audible)
 
-    with torch.inference_mode(), _single_thread():
+    with torch.inference_mode():
         f0_t = torch.from_numpy(f0_hz)[None]
         ld_t = torch.from_numpy(loudness_db)[None]
         parts, state = [], None
