@@ -8,13 +8,13 @@ export OMP_NUM_THREADS ?= 2
 
 install: system-deps $(BIN)/covergen
 
-# Debian packages: fluidsynth + General MIDI SoundFont (training/test audio), rubberband (time-stretch).
+# Debian packages: fluidsynth + General MIDI SoundFont (training/test audio). Time-stretch uses pedalboard's built-in Rubber Band.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  missing=""; for p in fluidsynth fluid-soundfont-gm rubberband-cli libsndfile1; do \
+	  missing=""; for p in fluidsynth fluid-soundfont-gm libsndfile1; do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
-	else echo "not root: install fluidsynth fluid-soundfont-gm rubberband-cli yourself"; fi
+	else echo "not root: install fluidsynth fluid-soundfont-gm yourself"; fi
 
 $(BIN)/covergen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
