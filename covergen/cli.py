@@ -438,8 +438,7 @@ def batch(
                 runner = batch_mod.run_local(tasks, jobs=jobs)
             else:
                 runner = cluster_mod.run_cluster(tasks, address=cluster, gpu_per_task=gpu_per_task,
-                                                 shared_paths=[folder, out_dir],
-                                                 log_level=logging.ERROR if quiet else logging.WARNING)
+                                                 shared_paths=[folder, out_dir])
             for r in runner:
                 results.append(r)
                 bar.advance(task_id)

@@ -112,14 +112,16 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
-def _connect(stack: contextlib.ExitStack, address: str, *, gpu_per_task: bool, log_level: int):
+def _connect(stack: contextlib.ExitStack, address: str, *, gpu_per_task: bool):
     distributed = require_distributed()
     kind, n_workers = parse_address(address)
     if kind == "local":
         try:
             cluster = stack.enter_context(distributed.LocalCluster(
                 n_workers=n_workers, processes=True, threads_per_worker=1, dashboard_address=":0",
-                silence_logs=log_level, resources={"GPU": 1} if gpu_per_task else None))
+                # worker processes log shutdown races (heartbeat to a closed scheduler) as ERROR with a
+                # traceback; every song's fate already reaches the user as a Result, so keep them quiet.
+                silence_logs=logging.CRITICAL, resources={"GPU": 1} if gpu_per_task else None))
         except (OSError, RuntimeError) as err:
             raise ClusterError(f"cannot start a local Dask cluster ({_first_line(err)})") from None
         address = cluster.scheduler_address
@@ -156,7 +158,7 @@ def _check_workers(client, shared_paths: Sequence[str], *, gpu_per_task: bool, a
 
 
 def run_cluster(tasks: list[Task], *, address: str, gpu_per_task: bool = False,
-                shared_paths: Sequence[str | Path] = (), log_level: int = logging.WARNING) -> Iterator[Result]:
+                shared_paths: Sequence[str | Path] = ()) -> Iterator[Result]:
     """Run tasks on the Dask cluster at `address` (or local:N); yields results as they finish.
 
     One task per song, submitted with `retries=RETRIES` and, with `gpu_per_task`, `resources={"GPU": 1}`.
@@ -167,7 +169,7 @@ def run_cluster(tasks: list[Task], *, address: str, gpu_per_task: bool = False,
         return
     distributed = require_distributed()
     with contextlib.ExitStack() as stack:
-        client = _connect(stack, address, gpu_per_task=gpu_per_task, log_level=log_level)
+        client = _connect(stack, address, gpu_per_task=gpu_per_task)
         folders = sorted({os.path.abspath(p) for p in shared_paths})
         threads_by_host = _check_workers(client, folders, gpu_per_task=gpu_per_task, address=address)
         batch_id = uuid.uuid4().hex[:8]
