@@ -254,3 +254,26 @@ def test_make_to_auto_picks_the_profile_favourite(jazz_cover, tmp_path):
     result = _run("make", song, "--to", "auto", "--profile", profile, "-o", out)
     assert result.exit_code == 0, result.stderr
     assert "favourite genre from" in result.stderr and "rock" in result.stderr and out.is_file()
+
+
+def test_check_pair_and_library_ranking(tmp_path):
+    """A slowed copy of a real song is a cover and ranks first in a small library; an unrelated song is not."""
+    import pedalboard
+
+    song = shared_file("real", "Kevin_MacLeod_-_Vibe_Ace.ogg")
+    other = shared_file("real", "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg")
+    y, sr = sf.read(song, dtype="float32", always_2d=True)
+    slowed = pedalboard.time_stretch(np.ascontiguousarray(y.T), sr, stretch_factor=0.9, pitch_shift_in_semitones=2)
+    cover = tmp_path / "cover.wav"
+    sf.write(cover, slowed.T, sr)
+    same = _run("check", song, cover, "--json")
+    assert same.exit_code == 0, same.stderr
+    assert json.loads(same.stdout)["verdict"] == "cover"
+    library = tmp_path / "library"
+    library.mkdir()
+    for f in (song, other):
+        (library / f.name).write_bytes(f.read_bytes())
+    for method in ("qmax", "2dftm"):
+        ranked = _run("check", cover, "--library", library, "--method", method, "--json")
+        assert ranked.exit_code == 0, ranked.stderr
+        assert json.loads(ranked.stdout)[0]["path"].endswith(song.name), method
