@@ -6,6 +6,7 @@ report, which is plain JSON-able data.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -46,26 +47,34 @@ class Cover:
     work_rate: int = separate.SAMPLE_RATE
 
 
-class _Timer:
-    def __init__(self, report: dict, on_progress: ProgressFn | None):
-        self.report, self.on_progress = report, on_progress
+@contextlib.contextmanager
+def _stage(report: dict, name: str, on_progress: ProgressFn | None):
+    """Time one stage into report["stages_s"]; yield its fraction-done callback."""
+    t0 = time.perf_counter()
+    progress = (lambda fraction: on_progress(name, fraction)) if on_progress else (lambda fraction: None)
+    progress(0.0)
+    yield progress
+    report["stages_s"][name] = round(time.perf_counter() - t0, 3)
+    progress(1.0)
 
-    def stage(self, name: str):
-        timer = self
 
-        class _Stage:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-                if timer.on_progress:
-                    timer.on_progress(name, 0.0)
-                return lambda fraction: timer.on_progress(name, fraction) if timer.on_progress else None
+def _begin(genre: str, seed: int) -> tuple[presets.GenrePreset, dict]:
+    """Seed the random generators, load the preset, and start the report both `make` and `mix` write."""
+    import torch
 
-            def __exit__(self, *exc):
-                timer.report["stages_s"][name] = round(time.perf_counter() - self.t0, 3)
-                if timer.on_progress and exc[0] is None:
-                    timer.on_progress(name, 1.0)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    preset = presets.load(genre)
+    report = {"covergen_version": __version__, "python": platform.python_version(),
+              "preset": {"name": preset.name, "source": preset.source, "tempo_change_bpm": preset.tempo_change_bpm},
+              "seed": seed, "stages_s": {}, "transfer": []}
+    return preset, report
 
-        return _Stage()
+
+def _output_facts(out: np.ndarray, sample_rate: int) -> dict:
+    return {"sample_rate": sample_rate, "channels": int(out.shape[0]), "duration_s": round(out.shape[1] / sample_rate, 3),
+            "lufs": round(mix.integrated_lufs(out, sample_rate=sample_rate), 2),
+            "true_peak_dbtp": round(mix.true_peak_dbtp(out, sample_rate=sample_rate), 2)}
 
 
 def _peak_dbfs(y: np.ndarray) -> float:
@@ -157,18 +166,9 @@ def make_cover(
     on_progress: ProgressFn | None = None,
 ) -> Cover:
     """Cover `song` in `genre` (a preset name or TOML file). Nothing is written to disk but the stem cache."""
-    import torch
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    preset = presets.load(genre)
-    report: dict = {"covergen_version": __version__, "python": platform.python_version(),
-                    "preset": {"name": preset.name, "source": preset.source,
-                               "tempo_change_bpm": preset.tempo_change_bpm},
-                    "seed": seed, "stages_s": {}, "transfer": []}
-    timer = _Timer(report, on_progress)
+    preset, report = _begin(genre, seed)
     t_start = time.perf_counter()
-    with timer.stage("load"):
+    with _stage(report, "load", on_progress):
         y_in, sr_in = audio.load(song)
         report["input"] = {"path": str(song), "sample_rate": sr_in, "channels": int(y_in.shape[0]),
                            "duration_s": round(y_in.shape[1] / sr_in, 3),
@@ -177,7 +177,7 @@ def make_cover(
         y = audio.resample(y_in, orig_sr=sr_in, target_sr=rate)
         if y.shape[0] == 1:
             y = np.repeat(y, 2, axis=0)
-    with timer.stage("analyse"):
+    with _stage(report, "analyse", on_progress):
         pulse = mix.pulse_strength(y, sample_rate=rate)
         tempo = mix.measure_tempo_bpm(y, sample_rate=rate)
         report["input"].update(pulse_strength=round(pulse, 3), tempo_bpm=tempo and round(tempo, 2),
@@ -187,26 +187,23 @@ def make_cover(
                                     "covergen covers music with a beat, not speech or ambience")
         if tempo is None:
             raise AudioContentError(f"{song}: fewer than 8 beats found; too short or too free in time to set a tempo")
-    with timer.stage("separate") as progress:
+    with _stage(report, "separate", on_progress) as progress:
         stems, sep_info = separate.separate(y, sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
                                             use_cache=use_cache, on_progress=progress)
         report["separation"] = sep_info
-    with timer.stage("transfer") as progress:
+    with _stage(report, "transfer", on_progress) as progress:
         transferred = _transfer(stems, preset, rate, report, progress)
-    with timer.stage("mix"):
+    with _stage(report, "mix", on_progress):
         out, facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
                                 output_sample_rate=sr_in)
         report["mix"] = facts
     if check:
-        with timer.stage("check"):
+        with _stage(report, "check", on_progress):
             report["cover_check"] = _cover_check(y_in, out, sr_in)
-        with timer.stage("genre"):
+        with _stage(report, "genre", on_progress):
             report["genre"] = _genre_shift(y_in, out, sr_in, preset)
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
-    report["output"] = {"sample_rate": sr_in, "channels": int(out.shape[0]),
-                        "duration_s": round(out.shape[1] / sr_in, 3),
-                        "lufs": round(mix.integrated_lufs(out, sample_rate=sr_in), 2),
-                        "true_peak_dbtp": round(mix.true_peak_dbtp(out, sample_rate=sr_in), 2)}
+    report["output"] = _output_facts(out, sr_in)
     report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
     return Cover(audio=out, sample_rate=sr_in, report=report, separated=stems, transferred=transferred,
                  work_rate=rate)
@@ -381,39 +378,29 @@ def mix_stems(stems_dir: Path, *, genre: str, seed: int = 0, on_progress: Progre
 
     On a folder kept by `make --stems-dir` with the same preset this reproduces make's output.
     """
-    import torch
-
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    preset = presets.load(genre)
-    report: dict = {"covergen_version": __version__, "preset": {"name": preset.name, "source": preset.source,
-                    "tempo_change_bpm": preset.tempo_change_bpm}, "seed": seed, "stages_s": {}, "transfer": []}
-    timer = _Timer(report, on_progress)
+    preset, report = _begin(genre, seed)
     t_start = time.perf_counter()
     rate = separate.SAMPLE_RATE
-    with timer.stage("load"):
+    with _stage(report, "load", on_progress):
         stems, transferred, facts, notices = read_stems_folder(Path(stems_dir))
         for notice in notices:
             log.warning(notice)
         report["input"] = {"path": str(stems_dir), "notices": notices, "stems_facts": facts}
         song = sum(stems.values())
-    with timer.stage("analyse"):
+    with _stage(report, "analyse", on_progress):
         tempo = facts.get("tempo_bpm") or mix.measure_tempo_bpm(song, sample_rate=rate)
         report["input"].update(tempo_bpm=tempo and round(tempo, 2), duration_s=round(song.shape[1] / rate, 3))
     reusable = {k: v for k, v in transferred.items()
                 if facts.get("transferred", {}).get(k) == preset.stems[k].instrument}
-    with timer.stage("transfer") as progress:
+    with _stage(report, "transfer", on_progress) as progress:
         transferred = _transfer(stems, preset, rate, report, progress, done=reusable)
     out_rate = int(facts.get("output_sample_rate") or rate)
-    with timer.stage("mix"):
+    with _stage(report, "mix", on_progress):
         out, mix_facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
                                     output_sample_rate=out_rate)
         report["mix"] = mix_facts
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
-    report["output"] = {"sample_rate": out_rate, "channels": int(out.shape[0]),
-                        "duration_s": round(out.shape[1] / out_rate, 3),
-                        "lufs": round(mix.integrated_lufs(out, sample_rate=out_rate), 2),
-                        "true_peak_dbtp": round(mix.true_peak_dbtp(out, sample_rate=out_rate), 2)}
+    report["output"] = _output_facts(out, out_rate)
     return Cover(audio=out, sample_rate=out_rate, report=report, separated=stems, transferred=transferred,
                  work_rate=rate)
 
