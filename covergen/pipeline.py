@@ -77,6 +77,12 @@ def _output_facts(out: np.ndarray, sample_rate: int) -> dict:
             "true_peak_dbtp": round(mix.true_peak_dbtp(out, sample_rate=sample_rate), 2)}
 
 
+def _stereo_at_work_rate(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Stages work on stereo at the separator's rate; the output goes back to the input's rate."""
+    y = audio.resample(y, orig_sr=sample_rate, target_sr=separate.SAMPLE_RATE)
+    return np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y
+
+
 def _peak_dbfs(y: np.ndarray) -> float:
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     return 20 * np.log10(peak) if peak > 0 else -np.inf
@@ -174,9 +180,7 @@ def make_cover(
                            "duration_s": round(y_in.shape[1] / sr_in, 3),
                            "lufs": round(mix.integrated_lufs(y_in, sample_rate=sr_in), 2)}
         rate = separate.SAMPLE_RATE
-        y = audio.resample(y_in, orig_sr=sr_in, target_sr=rate)
-        if y.shape[0] == 1:
-            y = np.repeat(y, 2, axis=0)
+        y = _stereo_at_work_rate(y_in, sr_in)
     with _stage(report, "analyse", on_progress):
         pulse = mix.pulse_strength(y, sample_rate=rate)
         tempo = mix.measure_tempo_bpm(y, sample_rate=rate)
@@ -246,9 +250,7 @@ def separate_song(song: Path, out_root: Path, *, separator: str = "auto", demucs
                   on_progress: Callable[[float], None] | None = None) -> tuple[Path, dict]:
     """`covergen separate`: write stems to OUT/<separator>/<track>/<stem>.wav (the demucs CLI layout)."""
     y, sr = audio.load(song)
-    y = audio.resample(y, orig_sr=sr, target_sr=separate.SAMPLE_RATE)
-    if y.shape[0] == 1:
-        y = np.repeat(y, 2, axis=0)
+    y = _stereo_at_work_rate(y, sr)
     stems, info = separate.separate(y, sample_rate=separate.SAMPLE_RATE, separator=separator,
                                     demucs_repo=demucs_repo, on_progress=on_progress)
     folder = Path(out_root) / info["separator"] / Path(song).stem
@@ -346,8 +348,7 @@ def read_stems_folder(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.n
             y, sr = audio.load(file, allow_silence=True, min_duration_s=0.1)
             if sr != rate:
                 notices.append(f"{file.name}: resampled {sr} Hz -> {rate} Hz")
-                y = audio.resample(y, orig_sr=sr, target_sr=rate)
-            y = np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y
+            y = _stereo_at_work_rate(y, sr)
             if name in loaded:
                 notices.append(f"{file.name}: mixed into {name}")
                 n = max(loaded[name].shape[1], y.shape[1])
