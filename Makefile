@@ -2,19 +2,20 @@
 PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
+SEPARATOR_STEPS ?= 3000
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: install system-deps demo test bench models clean
 
 install: system-deps $(BIN)/covergen
 
-# Debian packages: fluidsynth + General MIDI SoundFont (training/test audio). Time-stretch uses pedalboard's built-in Rubber Band.
+# Debian packages: fluidsynth + two General MIDI SoundFonts (training/test audio). Time-stretch uses pedalboard's built-in Rubber Band.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  missing=""; for p in fluidsynth fluid-soundfont-gm libsndfile1; do \
+	  missing=""; for p in fluidsynth fluid-soundfont-gm musescore-general-soundfont libsndfile1; do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
-	else echo "not root: install fluidsynth fluid-soundfont-gm yourself"; fi
+	else echo "not root: install fluidsynth fluid-soundfont-gm musescore-general-soundfont yourself"; fi
 
 $(BIN)/covergen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,6 +41,8 @@ models: install
 	$(BIN)/python -m covergen.training.train_genre
 	$(BIN)/python -m covergen.training.cover_songs
 	$(BIN)/python -m covergen.training.train_timbre --steps 1400 --threads 1
+	$(BIN)/python -m covergen.training.separation_data
+	$(BIN)/python -m covergen.training.train_separator --steps $(SEPARATOR_STEPS)
 
 clean:
 	rm -rf out bench/*.json .pytest_cache

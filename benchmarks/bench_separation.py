@@ -1,67 +1,72 @@
-"""Per-stem SDR of each available separator, beside the mix/4 floor, and its speed.
+"""Per-stem SDR of each available separator, beside the mix/4 floor; its speed; memory on a 10-minute song.
 
 (a) held-out rendered songs (covergen.training.demo_song.held_out_songs: seeds >= 1000,
-varied instruments and tempi, never used for tuning); (b) the real MUSDB18 excerpt in
+varied instruments and tempi, never used for training or tuning); (b) the real MUSDB18 excerpt in
 ../shared/data/multitrack (skipped when absent). SDR: fast_bss_eval, torch backend,
-fixed stem order (covergen.evaluation.stem_sdr_db).
+fixed stem order (covergen.evaluation.stem_sdr_db). Memory: peak RSS of `covergen separate`
+on a 10-minute song (the demo song looped), in its own process.
 """
 from __future__ import annotations
 
-import statistics
+import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from covergen import audio, separate
+from covergen import separate
 from covergen.errors import SeparationError
-from covergen.evaluation import stem_sdr_db
-from covergen.training.demo_song import held_out_songs, render_stems
+from covergen.evaluation import score_separator, separation_sets, summarise_separation
 
 from .common import SHARED, write
 
-SR = 44100
+LONG_SONG_MIN = 10
 
 
-def _sets():
-    for song in held_out_songs(6):
-        stems = render_stems(sample_rate=SR, seed=song["seed"], bars=12, tempo_bpm=song["tempo_bpm"],
-                             programs=song["programs"])
-        yield "rendered", f"seed {song['seed']}", stems
-    folder = SHARED / "multitrack" / "Music_Delta__80s_Rock"
-    if folder.is_dir():
-        stems = {s: audio.load(folder / f"{s}.flac", allow_silence=True)[0] for s in separate.STEMS}
-        yield "real", "Music_Delta__80s_Rock", stems
+def _long_song_peak_rss(separator: str) -> tuple[float, float]:
+    """(peak RSS in MB, wall seconds) of `covergen separate` on a LONG_SONG_MIN-minute song."""
+    import soundfile as sf
+
+    import covergen
+    from covergen import audio
+
+    y, sr = audio.load(Path(covergen.__file__).parent / "data" / "demo_song.flac")
+    reps = int(np.ceil(LONG_SONG_MIN * 60 * sr / y.shape[1]))
+    song = np.tile(y, reps)[:, : LONG_SONG_MIN * 60 * sr]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.wav"
+        sf.write(path, song.T, sr, subtype="PCM_16")
+        del song, y
+        code = ("import resource, sys; from covergen.cli import app; sys.argv = sys.argv[1:]\n"
+                "try:\n    app()\nexcept SystemExit:\n    pass\n"
+                "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code, "covergen", "separate", str(path), "-o", tmp,
+                               "--separator", separator, "--quiet"],
+                              capture_output=True, text=True, env={**os.environ, "COVERGEN_CACHE": tmp})
+        seconds = time.perf_counter() - t0
+    peak = [line for line in done.stdout.splitlines() if line.startswith("peak")]
+    if done.returncode or not peak:
+        raise RuntimeError(f"covergen separate failed: {done.stderr.strip()[-300:]}")
+    return int(peak[-1].split()[1]) / 1024, seconds
 
 
 def main() -> dict:
-    rows = []
     separators = ["embedded"]
     try:
-        separate.resolve_separator("htdemucs")
         separate._load_demucs(separate.DEMUCS_MODEL, separate._demucs_repo(None))
         separators.append("htdemucs")
     except SeparationError as err:
         unavailable = str(err)
     else:
         unavailable = ""
-    for kind, name, stems in _sets():
-        mix = sum(stems.values())
-        floor = stem_sdr_db(stems, {k: mix / 4 for k in stems})
-        for sep in separators:
-            t0 = time.perf_counter()
-            est, _ = separate.separate(mix, sample_rate=SR, separator=sep, use_cache=False)
-            seconds = time.perf_counter() - t0
-            rows.append({"set": kind, "song": name, "separator": sep, "sdr_db": stem_sdr_db(stems, est),
-                         "floor_db": floor, "rtf": seconds / (mix.shape[1] / SR)})
-    summary = {}
-    for kind in ("rendered", "real"):
-        for sep in separators:
-            sel = [r for r in rows if r["set"] == kind and r["separator"] == sep]
-            if sel:
-                summary[f"{kind}/{sep}"] = {
-                    s: {"median_sdr_db": statistics.median(r["sdr_db"][s] for r in sel),
-                        "median_floor_db": statistics.median(r["floor_db"][s] for r in sel)}
-                    for s in separate.STEMS} | {"median_rtf": statistics.median(r["rtf"] for r in sel)}
+    sets = list(separation_sets(SHARED))
+    rows = [row for sep in separators for row in score_separator(sep, sets)]
+    summary = summarise_separation(rows)
+    memory = {sep: _long_song_peak_rss(sep) for sep in separators}
     lines = ["# Separation: SDR (dB) per stem, with the mix/4 floor", "",
              f"Separators measured: {', '.join(separators)}." + (f" htdemucs: {unavailable}" if unavailable else ""),
              "", "| set | song | separator | vocals | drums | bass | other | RTF |", "|---|---|---|---|---|---|---|---|"]
@@ -73,7 +78,11 @@ def main() -> dict:
         cells = ", ".join(f"{s} {val[s]['median_sdr_db']:.1f} (floor {val[s]['median_floor_db']:.1f})"
                           for s in separate.STEMS)
         lines.append(f"- {key}: {cells}; RTF {val['median_rtf']:.2f}")
-    write("separation", {"rows": rows, "summary": summary}, "\n".join(lines) + "\n")
+    lines += ["", f"Memory, `covergen separate` on a {LONG_SONG_MIN}-minute song (whole process, incl. loading "
+              "and writing stems):", ""]
+    lines += [f"- {sep}: peak RSS {mb:.0f} MB, {seconds:.0f} s" for sep, (mb, seconds) in memory.items()]
+    write("separation", {"rows": rows, "summary": summary, "long_song_peak_rss_mb": memory},
+          "\n".join(lines) + "\n")
     return summary
 
 

@@ -1,9 +1,15 @@
 """Measurement helpers shared by tests and benchmarks (not used at cover time)."""
 from __future__ import annotations
 
+import statistics
+import time
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["stem_sdr_db"]
+__all__ = ["stem_sdr_db", "separation_sets", "score_separator", "summarise_separation"]
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def stem_sdr_db(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray]) -> dict[str, float]:
@@ -28,3 +34,49 @@ def stem_sdr_db(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
         per_channel.append(sdr.numpy())
     mean = np.mean(per_channel, axis=0)
     return {k: float(v) for k, v in zip(names, mean)}
+
+
+def separation_sets(shared_data: Path = SHARED_DATA):
+    """Yield (set, song, stems) to measure separators on, stems [shape=(2, samples)] at 44.1 kHz.
+
+    "rendered": the six held-out songs of covergen.training.demo_song.held_out_songs (seeds >= 1000,
+    never used in training or tuning); "real": the MUSDB18 excerpt in shared/data/multitrack, if present.
+    """
+    from . import audio
+    from .separate import STEMS
+    from .training.demo_song import held_out_songs, render_stems
+
+    for song in held_out_songs(6):
+        stems = render_stems(sample_rate=44100, seed=song["seed"], bars=12, tempo_bpm=song["tempo_bpm"],
+                             programs=song["programs"])
+        yield "rendered", f"seed {song['seed']}", stems
+    folder = shared_data / "multitrack" / "Music_Delta__80s_Rock"
+    if folder.is_dir():
+        yield "real", folder.name, {s: audio.load(folder / f"{s}.flac", allow_silence=True)[0] for s in STEMS}
+
+
+def score_separator(separator: str, sets) -> list[dict]:
+    """Per song: SDR per stem of `separator`, the mix/4 floor, and the real-time factor."""
+    from . import separate
+
+    rows = []
+    for kind, name, stems in sets:
+        mix = sum(stems.values())
+        t0 = time.perf_counter()
+        est, _ = separate.separate(mix, sample_rate=44100, separator=separator, use_cache=False)
+        seconds = time.perf_counter() - t0
+        rows.append({"set": kind, "song": name, "separator": separator, "sdr_db": stem_sdr_db(stems, est),
+                     "floor_db": stem_sdr_db(stems, {k: mix / 4 for k in stems}),
+                     "rtf": seconds / (mix.shape[1] / 44100)})
+    return rows
+
+
+def summarise_separation(rows: list[dict]) -> dict:
+    """"set/separator" -> per-stem median SDR and floor, and the median real-time factor."""
+    summary = {}
+    for key in dict.fromkeys(f"{r['set']}/{r['separator']}" for r in rows):
+        sel = [r for r in rows if f"{r['set']}/{r['separator']}" == key]
+        summary[key] = {s: {"median_sdr_db": statistics.median(r["sdr_db"][s] for r in sel),
+                            "median_floor_db": statistics.median(r["floor_db"][s] for r in sel)}
+                        for s in sel[0]["sdr_db"]} | {"median_rtf": statistics.median(r["rtf"] for r in sel)}
+    return summary

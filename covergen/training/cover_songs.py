@@ -368,7 +368,7 @@ def render_sets(root: Path | None = None, *, splits: tuple[str, ...] = tuple(SPL
 
     root = Path(root) if root is not None else data_dir()
     manifest_path = root / "manifest.json"
-    works = _cached_selection(root)
+    works = cached_selection(root)
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     todo = [(split, source, arr) for split in splits for source in works[split]
             for arr in _arrangements_of(root, source, SPLITS[split][1])]
@@ -397,7 +397,7 @@ def render_sets(root: Path | None = None, *, splits: tuple[str, ...] = tuple(SPL
     return out
 
 
-def _cached_selection(root: Path) -> dict[str, list[str]]:
+def cached_selection(root: Path) -> dict[str, list[str]]:
     """select_works() parses hundreds of tunes; keep its answer beside the renders."""
     path = root / "works.json"
     key = {"gen": GENERATOR_VERSION, "splits": {k: list(v) for k, v in SPLITS.items()}, "seed": _SEED}
