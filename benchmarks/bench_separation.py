@@ -40,9 +40,10 @@ def _long_song_peak_rss(separator: str) -> tuple[float, float]:
         path = Path(tmp) / "long.wav"
         sf.write(path, song.T, sr, subtype="PCM_16")
         del song, y
-        code = ("import resource, sys; from covergen.cli import app; sys.argv = sys.argv[1:]\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so the child would report the bench's own peak.
+        code = ("import sys; from covergen.cli import app; sys.argv = sys.argv[1:]\n"
                 "try:\n    app()\nexcept SystemExit:\n    pass\n"
-                "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+                "print('peak', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))")
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-c", code, "covergen", "separate", str(path), "-o", tmp,
                                "--separator", separator, "--quiet"],
@@ -55,7 +56,7 @@ def _long_song_peak_rss(separator: str) -> tuple[float, float]:
 
 
 def main() -> dict:
-    separators = ["embedded"]
+    separators = ["embedded", "unmix"]
     try:
         separate._load_demucs(separate.DEMUCS_MODEL, separate._demucs_repo(None))
         separators.append("htdemucs")

@@ -43,6 +43,7 @@ class Separator(str, Enum):
     auto = "auto"
     htdemucs = "htdemucs"
     embedded = "embedded"
+    unmix = "unmix"
 
 
 class OutFormat(str, Enum):
@@ -95,7 +96,7 @@ def make(
     profile: Optional[Path] = typer.Option(None, "--profile", help="Taste profile from `covergen profile`; with --to auto, cover to the favourite genre that has a preset."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<genre>.<format> in the current folder."),
     stems_dir: Optional[Path] = typer.Option(None, "--stems-dir", help="Also keep the separated and transferred stems here."),
-    separator: Separator = typer.Option(Separator.auto, "--separator", help="auto: htdemucs if its weights can be had, else the embedded separator (covergen's own shipped network)."),
+    separator: Separator = typer.Option(Separator.auto, "--separator", help="auto: htdemucs if its weights can be had, else the embedded DSP separator. unmix: covergen's trained network (best on MIDI-rendered songs)."),
     demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO", help="Local folder with Demucs weights (htdemucs.yaml + .th files)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report: input facts, stage times, models used, cover check, loudness."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format when -o is not given."),

@@ -287,7 +287,8 @@ def doctor() -> dict:
                                 "models folder": str(registry.models_dir()),
                                 "user models folder": str(registry.user_models_dir()),
                                 "stem cache": str(separate.cache_dir())}}
-    facts["separators"] = {"htdemucs": separate.demucs_status(), "embedded": separate.embedded_status()}
+    facts["separators"] = {"htdemucs": separate.demucs_status(), "embedded": "always (DSP, no weights)",
+                           "unmix": separate.unmix_status()}
     models = {}
     for name, entry in registry.entries().items():
         ok = entry.file_path.is_file()

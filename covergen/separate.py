@@ -4,9 +4,14 @@ Two separators:
 - `htdemucs`: Demucs through its own API (`get_model`, `apply_model`). Weights come from a
   local model folder (`--demucs-repo`, $COVERGEN_DEMUCS_REPO, or htdemucs files in models/)
   or Demucs's normal cache/download. Offline with nothing cached it fails fast.
-- `embedded`: covergen's own small mask network (covergen.unmix), trained by `make models`
-  on multitrack songs rendered with FluidSynth and shipped in models/. Its masks sum to
-  one, so the stems sum to the mix.
+- `embedded`: a DSP separator that needs no weights: HPSS for drums, a harmonic comb
+  mask around the predominant melody (swift-f0) for vocals, a low-frequency mask for
+  bass, the rest is `other`. The offline default: of the two offline separators it is
+  the better one on real recordings (bench/separation.md).
+- `unmix`: covergen's own small mask network (covergen.unmix), trained by `make models` on
+  multitrack songs rendered with FluidSynth; far better than `embedded` on such songs
+  (MIDI-like, General MIDI instruments), worse on real recordings so far.
+All masks sum to one, so the stems sum to the mix; long songs go through in overlapping chunks.
 
 `auto` uses htdemucs when its weights can be had, else `embedded`, and says which.
 Stems are cached by audio content hash + separator name, so a second genre for the
@@ -26,15 +31,16 @@ from . import audio, worker_stats
 from .errors import SeparationError
 
 __all__ = ["STEMS", "SEPARATORS", "SAMPLE_RATE", "separate", "resolve_separator", "demucs_status",
-           "embedded_status", "cache_dir", "load_stems", "save_stems"]
+           "unmix_status", "in_chunks", "cache_dir", "load_stems", "save_stems"]
 
 log = logging.getLogger(__name__)
 
 STEMS = ("vocals", "drums", "bass", "other")
-SEPARATORS = ("auto", "htdemucs", "embedded")
+SEPARATORS = ("auto", "htdemucs", "embedded", "unmix")
 SAMPLE_RATE = 44100
 DEMUCS_MODEL = "htdemucs"
-EMBEDDED_MODEL = "separator-unmix"
+_EMBEDDED_VERSION = "embedded-v2"  # v2: 60 s chunks
+UNMIX_MODEL = "separator-unmix"
 _HUB_HOST = ("huggingface.co", 443)
 _demucs_models: dict = {}
 _auto_choice: dict[str, tuple[str, str]] = {}
@@ -140,10 +146,10 @@ def demucs_status(demucs_repo: Path | None = None) -> str:
     return "downloadable (network reachable)" if _online() else "unavailable offline: not cached and no network"
 
 
-def embedded_status() -> str:
-    """One line on the embedded separator's weights, for `covergen doctor`."""
+def unmix_status() -> str:
+    """One line on the unmix separator's weights, for `covergen doctor`."""
     try:
-        return f"shipped model {EMBEDDED_MODEL} (sha256 {_load_embedded()[1][:12]})"
+        return f"shipped model {UNMIX_MODEL} (sha256 {_load_unmix()[1][:12]})"
     except SeparationError as err:
         return f"unavailable: {err}"
 
@@ -160,7 +166,7 @@ def resolve_separator(separator: str, demucs_repo: Path | None = None) -> tuple[
             _load_demucs(DEMUCS_MODEL, repo)
             _auto_choice[str(repo)] = ("htdemucs", "")
         except SeparationError as err:
-            _auto_choice[str(repo)] = ("embedded", f"htdemucs unavailable ({err}); using the embedded separator")
+            _auto_choice[str(repo)] = ("embedded", f"htdemucs unavailable ({err}); using the embedded DSP separator")
     return _auto_choice[str(repo)]
 
 
@@ -194,28 +200,97 @@ def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] 
 _unmix_models: dict = {}
 
 
-def _load_embedded():
-    """The shipped separator network (models/separator-unmix.pt), sha256-checked, loaded once per process."""
+def _load_unmix():
+    """The trained separator network (models/separator-unmix.pt), sha256-checked, loaded once per process."""
     from . import registry, unmix
     from .errors import ModelError
 
     try:
-        file = registry.path(EMBEDDED_MODEL)
-        sha = registry.get(EMBEDDED_MODEL).sha256
+        file = registry.path(UNMIX_MODEL)
+        sha = registry.get(UNMIX_MODEL).sha256
     except ModelError as err:
         raise SeparationError(str(err)) from None
     if sha not in _unmix_models:
         _unmix_models[sha] = unmix.load(file)[0]
-        worker_stats.record_load(EMBEDDED_MODEL)
+        worker_stats.record_load(UNMIX_MODEL)
     return _unmix_models[sha], sha
 
 
-def _embedded_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+def in_chunks(y: np.ndarray, separate_chunk: Callable[[np.ndarray], dict[str, np.ndarray]], *, chunk_s: float,
+              overlap_s: float = 2.0, on_progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
+    """Run `separate_chunk` over overlapping chunks of y [shape=(channels, samples)], so memory stays bounded.
+
+    Chunks overlap by `overlap_s` and are cross-faded linearly; the fade weights sum to one, so
+    stems that sum to each chunk still sum to the mix.
+    """
+    n = y.shape[-1]
+    chunk, overlap = int(chunk_s * SAMPLE_RATE), int(overlap_s * SAMPLE_RATE)
+    starts = list(range(0, max(n - overlap, 1), chunk - overlap))
+    out = {name: np.zeros(y.shape, np.float32) for name in STEMS}
+    ramp = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
+    for i, start in enumerate(starts):
+        piece = np.ascontiguousarray(y[:, start:start + chunk])
+        weight = np.ones(piece.shape[-1], np.float32)
+        if i > 0:
+            weight[:overlap] = ramp
+        if i < len(starts) - 1:
+            weight[-overlap:] = ramp[::-1]
+        for name, stem in separate_chunk(piece).items():
+            out[name][:, start:start + piece.shape[-1]] += stem * weight
+        if on_progress:
+            on_progress((i + 1) / len(starts))
+    return out
+
+
+def _unmix_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
     from . import unmix
 
-    model, _ = _load_embedded()
-    est = unmix.separate_song(model, y, on_progress=on_progress)
-    return {name: est[i] for i, name in enumerate(STEMS)}
+    model, _ = _load_unmix()
+    return in_chunks(y, lambda piece: unmix.separate(model, piece), chunk_s=20.0, on_progress=on_progress)
+
+
+def _melody_f0(y_harm: np.ndarray, sample_rate: int, frame_times: np.ndarray) -> np.ndarray:
+    """Predominant melody f0 (Hz, 0 = none) at `frame_times`, from swift-f0 on the harmonic part."""
+    from swift_f0 import SwiftF0
+
+    mono16 = audio.resample(y_harm, orig_sr=sample_rate, target_sr=16000)
+    result = SwiftF0(threads=2, spin=False).detect(  # spinning ORT threads starve torch later
+        mono16, sample_rate=16000, fmin=110.0, fmax=1100.0)
+    voiced = result.confidence >= 0.5
+    f0 = np.where(voiced, result.pitch_hz, 0.0)
+    index = np.clip(np.searchsorted(result.timestamps, frame_times), 0, len(f0) - 1)
+    return f0[index]
+
+
+def _embedded_chunk(y: np.ndarray) -> dict[str, np.ndarray]:
+    import librosa
+
+    n_fft, hop = 4096, 1024
+    spec = librosa.stft(y, n_fft=n_fft, hop_length=hop)  # (channels, freq, frames)
+    mag = np.abs(spec).mean(axis=0)
+    harm_mask, perc_mask = librosa.decompose.hpss(mag, kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
+    y_harm = librosa.istft((spec * harm_mask).mean(axis=0), hop_length=hop, length=y.shape[-1])
+    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=n_fft)
+    times = librosa.frames_to_time(np.arange(spec.shape[-1]), sr=SAMPLE_RATE, hop_length=hop)
+    f0 = _melody_f0(y_harm, SAMPLE_RATE, times)
+    # Harmonic comb around k*f0: bump width grows with frequency (vibrato, bin spread).
+    comb = np.zeros_like(mag)
+    bin_hz = freqs[1]
+    for t in np.flatnonzero(f0 > 0):
+        k = np.arange(1, int(min(8000.0, freqs[-1]) // f0[t]) + 1)
+        centres = k * f0[t]
+        width = np.maximum(1.5 * bin_hz, 0.02 * centres)
+        comb[:, t] = np.exp(-0.5 * ((freqs[:, None] - centres[None]) / width[None]) ** 2).max(axis=1)
+    vocal_mask = harm_mask * comb
+    low = np.clip((300.0 - freqs) / 150.0, 0.0, 1.0)[:, None]  # 1 below 150 Hz, 0 above 300 Hz
+    rest = harm_mask * (1.0 - comb)
+    masks = {"vocals": vocal_mask, "drums": perc_mask, "bass": rest * low, "other": rest * (1.0 - low)}
+    return {name: librosa.istft(spec * m, hop_length=hop, length=y.shape[-1]).astype(np.float32)
+            for name, m in masks.items()}
+
+
+def _embedded_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+    return in_chunks(y, _embedded_chunk, chunk_s=60.0, on_progress=on_progress)
 
 
 def save_stems(stems: dict[str, np.ndarray], folder: Path, *, sample_rate: int) -> None:
@@ -258,8 +333,10 @@ def separate(
     if notice:
         log.warning(notice)
     if name == "embedded":
-        sha = _load_embedded()[1]
-        version, source = f"unmix-{sha[:12]}", f"shipped model {EMBEDDED_MODEL} (sha256 {sha[:12]})"
+        version, source = _EMBEDDED_VERSION, "no weights (DSP)"
+    elif name == "unmix":
+        sha = _load_unmix()[1]
+        version, source = f"unmix-{sha[:12]}", f"shipped model {UNMIX_MODEL} (sha256 {sha[:12]})"
     else:
         repo = _demucs_repo(demucs_repo)
         version, source = DEMUCS_MODEL, f"local folder {repo}" if repo else "Demucs cache / download"
@@ -274,6 +351,8 @@ def separate(
             return cached[0], info
     if name == "htdemucs":
         stems = _demucs_stems(y, model=_load_demucs(DEMUCS_MODEL, repo), on_progress=on_progress)
+    elif name == "unmix":
+        stems = _unmix_stems(y, on_progress=on_progress)
     else:
         stems = _embedded_stems(y, on_progress=on_progress)
     if use_cache:

@@ -5,26 +5,21 @@ CPU: per frame a linear layer compresses the log-magnitude spectrum of the mono 
 a 2-layer bidirectional LSTM adds context, and a linear layer gives one mask per stem and
 bin. A softmax across stems makes the masks sum to one, so the stems always sum to the mix.
 The masks are applied to each channel's complex STFT (phase of the mix).
-
-Long songs go through in overlapping chunks, so memory stays bounded whatever the length.
+covergen.separate runs it over long songs in overlapping chunks.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MaskNet", "NetConfig", "stft", "mix_features", "separate_song", "load", "SAMPLE_RATE", "N_FFT", "HOP"]
+__all__ = ["MaskNet", "NetConfig", "stft", "istft", "mix_features", "separate", "load", "SAMPLE_RATE", "N_FFT", "HOP"]
 
 SAMPLE_RATE = 44100
 N_FFT = 2048
 HOP = 512
 N_BINS = N_FFT // 2 + 1
-CHUNK_S = 20.0
-OVERLAP_S = 2.0
 
 
 def NetConfig(**overrides) -> dict:  # noqa: N802 - a plain dict so it saves into checkpoints as data
@@ -77,40 +72,17 @@ class MaskNet(nn.Module):
         return torch.softmax(logits, dim=2).permute(0, 2, 3, 1)
 
 
-def separate_chunk(model: MaskNet, y: torch.Tensor) -> torch.Tensor:
-    """y [shape=(channels, samples)] at 44.1 kHz -> stems [shape=(stems, channels, samples)]."""
-    scale = y.pow(2).mean().sqrt().clamp_min(1e-5)
-    spec = stft(y / scale)                                     # (channels, bins, frames)
-    masks = model(mix_features(spec.mean(0, keepdim=True)))[0]  # (stems, bins, frames)
-    return istft(masks[:, None] * spec[None], y.shape[-1]) * scale
+def separate(model: MaskNet, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Stems {name: [shape=(channels, samples)]} of y [shape=(channels, samples)] at 44.1 kHz, in one pass."""
+    from .separate import STEMS
 
-
-def separate_song(model: MaskNet, y: np.ndarray, *,
-                  on_progress: Callable[[float], None] | None = None) -> np.ndarray:
-    """Stems [shape=(stems, channels, samples)] of y [shape=(channels, samples)], chunk by chunk.
-
-    Chunks of CHUNK_S overlap by OVERLAP_S and are cross-faded linearly; the fade weights
-    sum to one, so the stems still sum to the mix.
-    """
-    n = y.shape[-1]
-    chunk, overlap = int(CHUNK_S * SAMPLE_RATE), int(OVERLAP_S * SAMPLE_RATE)
-    step = chunk - overlap
-    starts = list(range(0, max(n - overlap, 1), step))
-    out = np.zeros((model.config["n_stems"], *y.shape), np.float32)
-    ramp = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
     with torch.inference_mode():
-        for i, start in enumerate(starts):
-            piece = y[:, start:start + chunk]
-            est = separate_chunk(model, torch.from_numpy(np.ascontiguousarray(piece))).numpy()
-            weight = np.ones(piece.shape[-1], np.float32)
-            if i > 0:
-                weight[:overlap] = ramp[:piece.shape[-1]]
-            if i < len(starts) - 1:
-                weight[-overlap:] = ramp[::-1]
-            out[..., start:start + piece.shape[-1]] += est * weight
-            if on_progress:
-                on_progress((i + 1) / len(starts))
-    return out
+        wav = torch.from_numpy(y)
+        scale = wav.pow(2).mean().sqrt().clamp_min(1e-5)
+        spec = stft(wav / scale)                                   # (channels, bins, frames)
+        masks = model(mix_features(spec.mean(0, keepdim=True)))[0]  # (stems, bins, frames)
+        stems = (istft(masks[:, None] * spec[None], y.shape[-1]) * scale).numpy()
+    return {name: stems[i] for i, name in enumerate(STEMS)}
 
 
 def load(path: Path) -> tuple[MaskNet, dict]:
