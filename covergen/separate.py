@@ -174,27 +174,21 @@ def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] 
     import torch
     from demucs.apply import apply_model
 
-    wav = torch.from_numpy(np.ascontiguousarray(y if y.shape[0] == 2 else np.repeat(y[:1], 2, axis=0)))
-    ref = wav.mean(0)
-    mean, std = ref.mean(), ref.std() + 1e-8
-    stems = {}
-    # Outer chunks of 60 s keep memory bounded on long songs; apply_model splits further.
-    chunk = 60 * SAMPLE_RATE
-    outs = []
-    n_chunks = max(1, -(-wav.shape[1] // chunk))
-    with torch.no_grad():
-        for i in range(n_chunks):
-            piece = (wav[:, i * chunk:(i + 1) * chunk] - mean) / std
-            est = apply_model(model, piece[None], split=True, overlap=0.25, progress=False, num_workers=0)[0]
-            outs.append((est * std + mean).numpy())
-            if on_progress:
-                on_progress((i + 1) / n_chunks)
-    est = np.concatenate(outs, axis=-1)
-    for index, name in enumerate(model.sources):
-        stems[name] = est[index].astype(np.float32)
-    if set(STEMS) - set(stems):
+    if set(STEMS) - set(model.sources):
         raise SeparationError(f"Demucs model gives {model.sources}, covergen needs {', '.join(STEMS)}")
-    return {k: stems[k] for k in STEMS}
+    y = np.ascontiguousarray(y if y.shape[0] == 2 else np.repeat(y[:1], 2, axis=0))
+    ref = y.mean(0)
+    mean, std = float(ref.mean()), float(ref.std()) + 1e-8  # whole-song statistics, as demucs's CLI uses
+
+    def separate_chunk(piece: np.ndarray) -> dict[str, np.ndarray]:
+        with torch.no_grad():
+            wav = (torch.from_numpy(piece) - mean) / std
+            est = apply_model(model, wav[None], split=True, overlap=0.25, progress=False, num_workers=0)[0]
+        est = (est * std + mean).numpy()
+        return {name: est[model.sources.index(name)] for name in STEMS}
+
+    # Outer 60 s chunks keep memory bounded on long songs; apply_model splits further.
+    return in_chunks(y, separate_chunk, chunk_s=60.0, on_progress=on_progress)
 
 
 _unmix_models: dict = {}
