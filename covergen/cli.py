@@ -46,6 +46,10 @@ class Separator(str, Enum):
     unmix = "unmix"
 
 
+SEPARATOR_HELP = ("auto: htdemucs if its weights can be had, else embedded (DSP, best offline on real recordings). "
+                  "unmix: covergen's trained network (best on MIDI-rendered songs).")
+
+
 class OutFormat(str, Enum):
     wav = "wav"
     flac = "flac"
@@ -96,7 +100,7 @@ def make(
     profile: Optional[Path] = typer.Option(None, "--profile", help="Taste profile from `covergen profile`; with --to auto, cover to the favourite genre that has a preset."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<genre>.<format> in the current folder."),
     stems_dir: Optional[Path] = typer.Option(None, "--stems-dir", help="Also keep the separated and transferred stems here."),
-    separator: Separator = typer.Option(Separator.auto, "--separator", help="auto: htdemucs if its weights can be had, else the embedded DSP separator. unmix: covergen's trained network (best on MIDI-rendered songs)."),
+    separator: Separator = typer.Option(Separator.auto, "--separator", help=SEPARATOR_HELP),
     demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO", help="Local folder with Demucs weights (htdemucs.yaml + .th files)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report: input facts, stage times, models used, cover check, loudness."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format when -o is not given."),
@@ -146,7 +150,7 @@ def make(
 def separate_cmd(
     song: Path = typer.Argument(..., help="Song to separate."),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output root; stems go to OUT/<separator>/<track>/."),
-    separator: Separator = typer.Option(Separator.auto, "--separator"),
+    separator: Separator = typer.Option(Separator.auto, "--separator", help=SEPARATOR_HELP),
     demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -405,7 +409,7 @@ def batch(
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip songs whose cover already exists (resume an interrupted run)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per song on stdout (path, status, output, seconds, error); logs go to stderr."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),
-    separator: Separator = typer.Option(Separator.auto, "--separator"),
+    separator: Separator = typer.Option(Separator.auto, "--separator", help=SEPARATOR_HELP),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary; errors only."),
 ) -> None:
