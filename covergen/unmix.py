@@ -1,4 +1,4 @@
-"""The embedded separator's network: spectrogram masks for {vocals, drums, bass, other}.
+"""The `unmix` separator's network: spectrogram masks for {vocals, drums, bass, other}.
 
 An Open-Unmix-style estimator (Stöter et al. 2019) made small enough to train on a 2-core
 CPU: per frame a linear layer compresses the log-magnitude spectrum of the mono mix,
@@ -10,6 +10,7 @@ covergen.separate runs it over long songs in overlapping chunks.
 from __future__ import annotations
 
 from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ N_BINS = N_FFT // 2 + 1
 
 
 def NetConfig(**overrides) -> dict:  # noqa: N802 - a plain dict so it saves into checkpoints as data
-    """Sizes of MaskNet. 1.4 M parameters by default."""
+    """Sizes of MaskNet. 1.5 M parameters by default."""
     return {"n_bins": N_BINS, "n_stems": 4, "hidden": 192, "lstm_layers": 2} | overrides
 
 
@@ -59,7 +60,7 @@ class MaskNet(nn.Module):
         self.input_scale = nn.Parameter(torch.ones(bins))
         self.encode = nn.Sequential(nn.Linear(bins, hidden), nn.LayerNorm(hidden), nn.Tanh())
         self.lstm = nn.LSTM(hidden, hidden // 2, num_layers=config["lstm_layers"], batch_first=True,
-                          bidirectional=True)
+                            bidirectional=True)
         self.decode = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.LayerNorm(hidden), nn.ReLU(),
                                     nn.Linear(hidden, stems * bins))
 
