@@ -21,7 +21,7 @@ from covergen import separate
 from covergen.errors import SeparationError
 from covergen.evaluation import score_separator, separation_sets, summarise_separation
 
-from .common import SHARED, write
+from .common import write
 
 LONG_SONG_MIN = 10
 
@@ -64,7 +64,7 @@ def main() -> dict:
         unavailable = str(err)
     else:
         unavailable = ""
-    sets = list(separation_sets(SHARED))
+    sets = list(separation_sets())
     rows = [row for sep in separators for row in score_separator(sep, sets)]
     summary = summarise_separation(rows)
     memory = {sep: _long_song_peak_rss(sep) for sep in separators}

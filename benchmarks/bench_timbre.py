@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+from .common import REPO as ROOT, SHARED
+
 SOURCES = {
     "trumpet (solo, real)": SHARED / "real" / "sorohanro_-_solo-trumpet-06.ogg",
     "vocals stem (Music_Delta 80s Rock)": SHARED / "multitrack" / "Music_Delta__80s_Rock" / "vocals.flac",

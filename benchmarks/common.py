@@ -9,8 +9,10 @@ import threading
 import time
 from pathlib import Path
 
+from covergen.evaluation import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = SHARED_DATA
 OUT = REPO / "bench"
 
 

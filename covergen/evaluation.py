@@ -9,7 +9,7 @@ import numpy as np
 
 __all__ = ["stem_sdr_db", "separation_sets", "score_separator", "summarise_separation"]
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data of a checkout
 
 
 def stem_sdr_db(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray]) -> dict[str, float]:

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from covergen.evaluation import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = SHARED_DATA
 DEMO_SONG = REPO / "covergen" / "data" / "demo_song.flac"
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from covergen import timbre
+from covergen.evaluation import SHARED_DATA as SHARED
 from covergen.errors import ModelError, TransferError
 from covergen.timbre import synth
 
 SR = 16000
 HOP = 160
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRUMPET = SHARED / "real" / "sorohanro_-_solo-trumpet-06.ogg"
 SPEECH = SHARED / "real" / "198-209-0000.ogg"
 needs_shared = pytest.mark.skipif(not TRUMPET.is_file(), reason=f"shared test audio not found under {SHARED}")
