@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["stem_sdr_db", "separation_sets", "score_separator", "summarise_separation"]
+__all__ = ["stem_sdr_db", "separation_sets", "score_separator", "summarise_separation", "untrained_demucs_repo",
+           "HTDEMUCS_ARCHITECTURE"]
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data of a checkout
 
@@ -80,3 +81,39 @@ def summarise_separation(rows: list[dict]) -> dict:
                             "median_floor_db": statistics.median(r["floor_db"][s] for r in sel)}
                         for s in sel[0]["sdr_db"]} | {"median_rtf": statistics.median(r["rtf"] for r in sel)}
     return summary
+
+
+# The released htdemucs (signature 955717e8, demucs/grids/mmi.py): these sizes give its 41,984,456 parameters.
+HTDEMUCS_ARCHITECTURE = {"channels": 48, "depth": 4, "dconv_mode": 3, "t_layers": 5, "t_dropout": 0.02,
+                         "bottom_channels": 512, "segment": 7.8}
+
+
+def untrained_demucs_repo(root: Path, *, seed: int = 0, **architecture) -> Path:
+    """A local Demucs model folder for `get_model("htdemucs", repo=root)` holding an untrained HTDemucs.
+
+    Written in Demucs's own checkpoint format, so covergen's real loading and chunking code runs
+    without downloadable weights: tests use a tiny one; the benchmark uses HTDEMUCS_ARCHITECTURE to
+    measure the released model's memory and speed (which do not depend on the weight values).
+    """
+    from fractions import Fraction
+
+    import torch
+    import yaml
+    from demucs.htdemucs import HTDemucs
+    from demucs.states import get_state
+
+    from .separate import DEMUCS_MODEL, STEMS
+
+    architecture = dict(architecture)
+    if "segment" in architecture:
+        architecture["segment"] = Fraction(architecture["segment"]).limit_denominator(100)
+    torch.manual_seed(seed)
+    model = HTDemucs(sources=list(STEMS), **architecture)
+    args, kwargs = model._init_args_kwargs
+    package = {"klass": HTDemucs, "args": args, "kwargs": kwargs, "state": get_state(model, None, half=False),
+               "training_args": {}}
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    torch.save(package, root / "0123abcd.th")
+    (root / f"{DEMUCS_MODEL}.yaml").write_text(yaml.safe_dump({"models": ["0123abcd"]}))
+    return root

@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
-import torch
-import yaml
 
 from covergen import audio, separate
 from covergen.errors import SeparationError
-from covergen.evaluation import stem_sdr_db
+from covergen.evaluation import stem_sdr_db, untrained_demucs_repo
 
 from .conftest import shared_file
 
@@ -99,23 +97,8 @@ def test_cache_hit_on_second_run(demo_stems):
     assert stems["vocals"].shape == mix.shape
 
 
-def _tiny_demucs_repo(root):
-    """A small untrained HTDemucs saved in Demucs's own checkpoint format, as `get_model(repo=)` reads it."""
-    from demucs.htdemucs import HTDemucs
-    from demucs.states import get_state
-
-    torch.manual_seed(0)
-    model = HTDemucs(sources=list(separate.STEMS), channels=16, depth=4, t_layers=0, segment=4)  # fast on CPU
-    args, kwargs = model._init_args_kwargs
-    package = {"klass": HTDemucs, "args": args, "kwargs": kwargs, "state": get_state(model, None, half=False),
-               "training_args": {}}
-    torch.save(package, root / "0123abcd.th")
-    (root / "htdemucs.yaml").write_text(yaml.safe_dump({"models": ["0123abcd"]}))
-    return root
-
-
 def test_demucs_path_loads_local_repo_with_get_model(tmp_path):
-    repo = _tiny_demucs_repo(tmp_path)
+    repo = untrained_demucs_repo(tmp_path, channels=16, depth=4, t_layers=0, segment=4)  # fast on CPU
     rng = np.random.default_rng(0)
     mix = (0.1 * rng.standard_normal((2, 3 * 44100))).astype(np.float32)
     stems, info = separate.separate(mix, sample_rate=44100, separator="htdemucs", demucs_repo=repo, use_cache=False)

@@ -81,12 +81,9 @@ def train(ds: timbre_data.Dataset, *, steps: int, seed: int, checkpoint: Path, s
     model = TimbreDecoder(config or DecoderConfig())
     opt = torch.optim.Adam(model.parameters(), lr=settings["lr"])
     step, elapsed_s = 0, 0.0
-    history: dict = {}
     if checkpoint.is_file():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
         step, elapsed_s = ck["step"], ck["elapsed_s"]
-        history = dict(ck.get("history", {}))
-        _shorten_reverb(ck, model.config["reverb_samples"], step, history)
         model = TimbreDecoder(ck["config"])
         model.load_state_dict(ck["model"])
         opt = torch.optim.Adam(model.parameters(), lr=settings["lr"])
@@ -98,7 +95,7 @@ def train(ds: timbre_data.Dataset, *, steps: int, seed: int, checkpoint: Path, s
 
     def save():
         _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "config": model.config,
-                      "elapsed_s": elapsed_s, "seed": seed, "settings": dict(settings), "history": history},
+                      "elapsed_s": elapsed_s, "seed": seed, "settings": dict(settings)},
                      checkpoint)
 
     while step < steps:
@@ -128,32 +125,7 @@ def train(ds: timbre_data.Dataset, *, steps: int, seed: int, checkpoint: Path, s
         if on_progress is not None:
             on_progress(step / steps)
     model.eval()
-    return model, {"steps": step, "train_seconds": elapsed_s, "steps_per_s": step / max(elapsed_s, 1e-9),
-                   "history": history}
-
-
-def _shorten_reverb(ck: dict, n_samples: int, step: int, history: dict) -> None:
-    """Cut a checkpoint's learned impulse response to n_samples (10 ms fade) so training can go on with it.
-
-    The first models learned 250 ms IRs whose tails carried each note into the next: pyin then
-    heard the old pitch for ~100 ms at every note change (77% of trumpet frames within 50 cents
-    for the bass and guitar, 96% with the tail cut). A 50 ms IR keeps the body resonance.
-    """
-    old = ck["config"]["reverb_samples"]
-    if old <= n_samples:
-        return
-    ir = ck["model"]["reverb.impulse_response"][:n_samples].clone()
-    fade = min(160, n_samples)
-    ir[-fade:] *= torch.linspace(1, 0, fade)
-    ck["model"]["reverb.impulse_response"] = ir
-    names = [n for n, _ in TimbreDecoder(ck["config"]).named_parameters()]
-    state = ck["opt"]["state"].get(names.index("reverb.impulse_response"), {})
-    for key in ("exp_avg", "exp_avg_sq"):
-        if key in state:
-            state[key] = state[key][:n_samples].clone()
-    ck["config"] = dict(ck["config"], reverb_samples=n_samples)
-    history["reverb_shortened"] = {"step": step, "from_samples": old, "to_samples": n_samples}
-    log.info("reverb cut from %d to %d samples at step %d", old, n_samples, step)
+    return model, {"steps": step, "train_seconds": elapsed_s, "steps_per_s": step / max(elapsed_s, 1e-9)}
 
 
 def feature_stats(ds: timbre_data.Dataset) -> dict:
@@ -208,7 +180,9 @@ def write_card(path: Path, *, name: str, meta: dict, stats: dict, scores: dict, 
         "## Model",
         f"- Architecture: f0 & loudness MLPs ({meta['config']['hidden']}) -> GRU ({meta['config']['gru']}) -> MLP -> "
         f"{meta['config']['n_harmonics']} harmonics + {meta['config']['n_noise_bands']} noise bands + learned reverb "
-        f"({meta['config']['reverb_samples']} samples); {meta['parameters']:,} parameters.",
+        f"({meta['config']['reverb_samples']} samples); {meta['parameters']:,} parameters. The reverb is trained "
+        "with the rest so the decoder learns the dry instrument; transfer leaves it out (the genre preset adds "
+        "the room), see covergen/timbre/transfer.py.",
         f"- Sample rate {meta['config']['sample_rate']} Hz, hop {meta['config']['hop_samples']} samples "
         f"({feat.FRAME_RATE_HZ:g} frames/s). DDSP uses 250 frames/s; 100 frames/s cuts the GRU's cost 2.5x, which "
         "is what makes training on a shared 2-core CPU possible, and 10 ms still resolves onsets and vibrato.",
@@ -228,10 +202,6 @@ def write_card(path: Path, *, name: str, meta: dict, stats: dict, scores: dict, 
         f"{meta['settings']['clip_frames'] / feat.FRAME_RATE_HZ:g} s clips, Adam lr {meta['settings']['lr']:g} -> "
         f"{meta['settings']['lr_final']:g} (exponential), seed {meta['seed']}.",
         "- Loss: multi-scale spectral (FFT 2048..64, linear + log magnitude).",
-        *([f"- Reverb cut from {meta['history']['reverb_shortened']['from_samples']} to "
-           f"{meta['history']['reverb_shortened']['to_samples']} samples at step "
-           f"{meta['history']['reverb_shortened']['step']}, then trained on: the long tail smeared each note into "
-           "the next (pitch trackers heard the old note for ~100 ms)."] if meta.get("history", {}).get("reverb_shortened") else []),
         f"- Training time: {meta['train_seconds'] / 60:.1f} min wall-clock, {meta['steps_per_s']:.2f} steps/s measured "
         f"(torch {meta['threads']} thread(s) on a 2-core CPU shared with other jobs; 2.5 steps/s at the quietest).",
         "",
@@ -256,8 +226,7 @@ def write_card(path: Path, *, name: str, meta: dict, stats: dict, scores: dict, 
 def _meta(model, info, seed, settings) -> dict:
     return {"steps": info["steps"], "train_seconds": round(info["train_seconds"], 1),
             "steps_per_s": round(info["steps_per_s"], 3), "seed": seed, "settings": dict(settings),
-            "config": model.config, "parameters": n_parameters(model), "threads": torch.get_num_threads(),
-            "history": info.get("history", {})}
+            "config": model.config, "parameters": n_parameters(model), "threads": torch.get_num_threads()}
 
 
 def build_shipped(name: str, *, steps: int, seed: int = 0, minutes: float = 10.0, data_dir: Path = DEFAULT_DATA,
