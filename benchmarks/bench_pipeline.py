@@ -7,7 +7,10 @@ run separates, the second hits the stem cache; both are reported.
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import tempfile
+from unittest import mock
 
 from covergen import pipeline
 from covergen.errors import CovergenError
@@ -43,7 +46,9 @@ def _run(song, genre, meter):
 
 def main() -> dict:
     rows, pairs = [], []
-    with PeakRSS() as meter:
+    # A fresh stem cache, so the first run really separates (the user's cache may hold these songs).
+    with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"COVERGEN_CACHE": cache}), \
+            PeakRSS() as meter:
         for song in SONGS:
             if not song.exists():
                 continue

@@ -25,24 +25,6 @@ from covergen.evaluation import (HTDEMUCS_ARCHITECTURE, score_separator, separat
 from .common import write
 
 LONG_SONG_MIN = 10
-DEV_SEEDS = 500  # demo-song seeds 500-504: where unmix's post-filter was chosen (not trained on, not scored)
-
-
-def _wiener_on_dev() -> dict[str, dict[str, float]]:
-    """Median SDR of unmix on the dev songs with and without its Wiener post-filter (unmix.wiener)."""
-    from covergen import unmix
-    from covergen.evaluation import stem_sdr_db
-    from covergen.training.demo_song import held_out_songs, render_stems
-
-    model = separate._load_unmix()[0]
-    sdr: dict[str, list] = {"masks": [], "wiener": []}
-    for song in held_out_songs(5, first_seed=DEV_SEEDS):
-        stems = render_stems(sample_rate=44100, seed=song["seed"], bars=12, tempo_bpm=song["tempo_bpm"],
-                             programs=song["programs"])
-        mix = sum(stems.values())
-        for key in sdr:
-            sdr[key].append(stem_sdr_db(stems, unmix.separate(model, mix, wiener_filter=key == "wiener")))
-    return {key: {s: float(np.median([r[s] for r in rows])) for s in separate.STEMS} for key, rows in sdr.items()}
 
 
 def _long_song_peak_rss(separator: str, *options: str) -> tuple[float, float]:
@@ -86,7 +68,6 @@ def main() -> dict:
     sets = list(separation_sets())
     rows = [row for sep in separators for row in score_separator(sep, sets)]
     summary = summarise_separation(rows)
-    dev = _wiener_on_dev()
     memory = {sep: _long_song_peak_rss(sep) for sep in separators}
     if unavailable:
         # Memory and time do not depend on weight values: run the real Demucs path on the released architecture.
@@ -105,15 +86,11 @@ def main() -> dict:
         cells = ", ".join(f"{s} {val[s]['median_sdr_db']:.1f} (floor {val[s]['median_floor_db']:.1f})"
                           for s in separate.STEMS)
         lines.append(f"- {key}: {cells}; RTF {val['median_rtf']:.2f}")
-    lines += ["", f"Dev songs (demo-song seeds {DEV_SEEDS}-{DEV_SEEDS + 4}; where unmix's Wiener post-filter was "
-              "chosen, so not a score), median SDR dB:", ""]
-    lines += [f"- unmix, {key}: " + ", ".join(f"{s} {val[s]:.1f}" for s in separate.STEMS) for key, val in dev.items()]
     lines += ["", f"Memory, `covergen separate` on a {LONG_SONG_MIN}-minute song (whole process, incl. loading "
               "and writing stems):", ""]
     lines += [f"- {sep}: peak RSS {mb:.0f} MB, {seconds:.0f} s (RTF {seconds / (LONG_SONG_MIN * 60):.2f})"
               for sep, (mb, seconds) in memory.items()]
-    write("separation", {"rows": rows, "summary": summary, "unmix_dev_median_sdr_db": dev,
-                         "long_song_peak_rss_mb": memory},
+    write("separation", {"rows": rows, "summary": summary, "long_song_peak_rss_mb": memory},
           "\n".join(lines) + "\n")
     return summary
 

@@ -330,7 +330,7 @@ def separate(
         version, source = _EMBEDDED_VERSION, "no weights (DSP)"
     elif name == "unmix":
         sha = _load_unmix()[1]
-        version, source = f"unmix-wiener-{sha[:12]}", f"shipped model {UNMIX_MODEL} (sha256 {sha[:12]})"
+        version, source = f"unmix-{sha[:12]}", f"shipped model {UNMIX_MODEL} (sha256 {sha[:12]})"
     else:
         repo = _demucs_repo(demucs_repo)
         version, source = DEMUCS_MODEL, f"local folder {repo}" if repo else "Demucs cache / download"

@@ -4,8 +4,7 @@ An Open-Unmix-style estimator (Stöter et al. 2019) made small enough to train o
 CPU: per frame a linear layer compresses the log-magnitude spectrum of the mono mix,
 a 2-layer bidirectional LSTM adds context, and a linear layer gives one mask per stem and
 bin. A softmax across stems makes the masks sum to one, so the stems always sum to the mix.
-At separation time a Wiener step sharpens them (still summing to one), and they are applied
-to each channel's complex STFT (phase of the mix).
+The masks are applied to each channel's complex STFT (phase of the mix).
 covergen.separate runs it over long songs in overlapping chunks.
 """
 from __future__ import annotations
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MaskNet", "NetConfig", "stft", "istft", "mix_features", "wiener", "separate", "load", "SAMPLE_RATE", "N_FFT", "HOP"]
+__all__ = ["MaskNet", "NetConfig", "stft", "istft", "mix_features", "separate", "load", "SAMPLE_RATE", "N_FFT", "HOP"]
 
 SAMPLE_RATE = 44100
 N_FFT = 2048
@@ -74,19 +73,7 @@ class MaskNet(nn.Module):
         return torch.softmax(logits, dim=2).permute(0, 2, 3, 1)
 
 
-def wiener(masks: torch.Tensor) -> torch.Tensor:
-    """Wiener masks |S_j|^2 / sum_k |S_k|^2 from the network's magnitude masks (stems on dim 0).
-
-    The post-filter Open-Unmix applies (norbert): each stem keeps the bins it dominates. On the
-    dev songs (demo-song seeds 500-504, not trained on, not benchmarked) it raised median SDR by
-    0.6 / 1.7 / 0.1 / 1.3 dB (vocals / drums / bass / other); masks to the powers 1.5 and 3 were
-    not better overall. benchmarks/bench_separation.py repeats this dev measurement.
-    """
-    power = masks.square()
-    return power / power.sum(0, keepdim=True).clamp_min(1e-12)
-
-
-def separate(model: MaskNet, y: np.ndarray, *, wiener_filter: bool = True) -> dict[str, np.ndarray]:
+def separate(model: MaskNet, y: np.ndarray) -> dict[str, np.ndarray]:
     """Stems {name: [shape=(channels, samples)]} of y [shape=(channels, samples)] at 44.1 kHz, in one pass."""
     from .separate import STEMS
 
@@ -95,7 +82,6 @@ def separate(model: MaskNet, y: np.ndarray, *, wiener_filter: bool = True) -> di
         scale = wav.pow(2).mean().sqrt().clamp_min(1e-5)
         spec = stft(wav / scale)                                   # (channels, bins, frames)
         masks = model(mix_features(spec.mean(0, keepdim=True)))[0]  # (stems, bins, frames)
-        masks = wiener(masks) if wiener_filter else masks
         stems = (istft(masks[:, None] * spec[None], y.shape[-1]) * scale).numpy()
     return {name: stems[i] for i, name in enumerate(STEMS)}
 

@@ -186,9 +186,8 @@ def write_card(path: Path, *, info: dict, rows: list[dict]) -> Path:
         f"# {MODEL_NAME}: the `unmix` separator", "",
         "Spectrogram-mask network (covergen/unmix.py, Open-Unmix style): log-magnitude STFT of the mono mix "
         f"(44.1 kHz, FFT {unmix.N_FFT}, hop {unmix.HOP}) -> linear {unmix.NetConfig()['hidden']} -> 2-layer "
-        f"bidirectional LSTM -> one mask per stem and bin, softmax across stems; at separation a Wiener step "
-        f"(masks squared, renormalised; unmix.wiener) sharpens them, still summing to one, so the stems sum to "
-        f"the mix; masks applied to each channel's complex STFT. {n_params / 1e6:.2f} M parameters, float32.", "",
+        f"bidirectional LSTM -> one mask per stem and bin, softmax across stems (stems sum to the mix); masks "
+        f"applied to each channel's complex STFT. {n_params / 1e6:.2f} M parameters, float32.", "",
         "## Training", "",
         f"- Data: `python -m covergen.training.separation_data` (seed {separation_data.SEED}): each stem rendered "
         "on its own with FluidSynth, alternating FluidR3 GM and MuseScore General SoundFonts and GM drum kits. "
