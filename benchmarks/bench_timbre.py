@@ -147,17 +147,19 @@ def dry_vs_wet(name: str, sources: dict[str, tuple[np.ndarray, np.ndarray]]) -> 
     inst = timbre.load_instrument(name)
     render = inst.model.render
     out = {}
-    for mode in ("dry", "wet"):
-        missed = both_n = 0
-        inst.model.render = lambda f0, ctrl, generator=None, reverb=True: render(f0, ctrl, generator=generator,
-                                                                                   reverb=mode == "wet")
-        for y, f_in in sources.values():
-            # Layered SoundFont voices fail the harmonicity check, but each is one melodic line.
-            z, info = timbre.transfer_stem(y[None], sample_rate=SR, instrument=inst, force=True)
-            both, cents = _cents_voiced_in_both(f_in, _pyin_hz(z[0]), info["octave_shift"])
-            missed, both_n = missed + int(np.sum(np.abs(cents) >= 50)), both_n + int(both.sum())
-        out[mode] = round(100 * (1 - missed / max(both_n, 1)), 1)
-    inst.model.render = render
+    try:
+        for mode in ("dry", "wet"):
+            missed = both_n = 0
+            inst.model.render = lambda f0, ctrl, generator=None, reverb=True: render(
+                f0, ctrl, generator=generator, reverb=mode == "wet")
+            for y, f_in in sources.values():
+                # Layered SoundFont voices fail the harmonicity check, but each is one melodic line.
+                z, info = timbre.transfer_stem(y[None], sample_rate=SR, instrument=inst, force=True)
+                both, cents = _cents_voiced_in_both(f_in, _pyin_hz(z[0]), info["octave_shift"])
+                missed, both_n = missed + int(np.sum(np.abs(cents) >= 50)), both_n + int(both.sum())
+            out[mode] = round(100 * (1 - missed / max(both_n, 1)), 1)
+    finally:
+        inst.model.render = render  # load_instrument caches the instrument: leave it as transfer uses it
     return out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,7 @@ def summarise_separation(rows: list[dict]) -> dict:
 
 # The released htdemucs (signature 955717e8, demucs/grids/mmi.py): these sizes give its 41,984,456 parameters.
 HTDEMUCS_ARCHITECTURE = {"channels": 48, "depth": 4, "dconv_mode": 3, "t_layers": 5, "t_dropout": 0.02,
-                         "bottom_channels": 512, "segment": 7.8}
+                         "bottom_channels": 512, "segment": Fraction(39, 5)}
 
 
 def untrained_demucs_repo(root: Path, *, seed: int = 0, **architecture) -> Path:
@@ -95,8 +96,6 @@ def untrained_demucs_repo(root: Path, *, seed: int = 0, **architecture) -> Path:
     without downloadable weights: tests use a tiny one; the benchmark uses HTDEMUCS_ARCHITECTURE to
     measure the released model's memory and speed (which do not depend on the weight values).
     """
-    from fractions import Fraction
-
     import torch
     import yaml
     from demucs.htdemucs import HTDemucs
@@ -104,9 +103,6 @@ def untrained_demucs_repo(root: Path, *, seed: int = 0, **architecture) -> Path:
 
     from .separate import DEMUCS_MODEL, STEMS
 
-    architecture = dict(architecture)
-    if "segment" in architecture:
-        architecture["segment"] = Fraction(architecture["segment"]).limit_denominator(100)
     torch.manual_seed(seed)
     model = HTDemucs(sources=list(STEMS), **architecture)
     args, kwargs = model._init_args_kwargs
