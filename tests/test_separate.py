@@ -118,3 +118,24 @@ def test_auto_falls_back_offline_with_notice(monkeypatch):
         separate.resolve_separator("htdemucs") and separate._load_demucs("htdemucs", None)
     with pytest.raises(SeparationError, match="does not exist"):
         separate._load_demucs("htdemucs", separate.Path("/nonexistent/repo"))
+
+
+def test_training_augmentation_colours_a_stem_but_keeps_its_level():
+    """Stage 2's EQ and saturation change a stem's spectrum, not its level, and leave silent stems silent."""
+    from covergen.training.train_separator import Batches
+
+    sr = 44100
+    t = np.arange(4 * sr) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float16)
+    songs = {"song": np.stack([tone, tone, np.zeros_like(tone), tone])}
+    batches = Batches(songs, ["song"], seed=0, augment=True)
+    changed = 0
+    for _ in range(20):
+        x = np.asarray(batches.rng.normal(0, 0.1, 2 * sr), np.float32)
+        y = batches._colour(x, saturate=True)
+        assert np.sqrt(np.mean(y ** 2)) == pytest.approx(np.sqrt(np.mean(x ** 2)), rel=1e-3)
+        changed += not np.allclose(x, y, atol=1e-3)
+    assert 5 <= changed <= 19  # some draws leave the stem as it is
+    assert not batches._colour(np.zeros(sr, np.float32), saturate=True).any()
+    batch = batches.next()
+    assert batch.shape == (12, 4, 3 * sr) and bool(batch.isfinite().all())

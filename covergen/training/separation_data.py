@@ -5,7 +5,11 @@ Two song families, both different from the benchmark's held-out songs (demo_song
 - Ryan's Mammoth tunes (music21 corpus) arranged as in cover_songs: melody -> vocals,
   accompaniment -> other, with that module's instrument, style and tempo variety;
 - demo_song arrangements with seeds 100-159 (the bundled demo song is seed 7, the benchmark's
-  held-out songs are seeds >= 1000) and instruments drawn from the wider lists.
+  held-out songs are seeds >= 1000) and instruments drawn from the wider lists;
+- "rock": demo_song arrangements with seeds 200-247 voiced like band music: overdriven and
+  distorted guitars, rock organ, synth leads and pads, brass as "other"; voice-like and synth
+  leads; electric and synth basses. Real mixes hold these sounds and the first two families
+  have none (the stage-2 fine-tune of train_separator adds this family).
 Songs alternate between two SoundFonts (FluidR3, MuseScore General) and between GM drum kits,
 so the separator does not learn one sample set. Stored as mono float16 at 44.1 kHz:
 data/separation/<name>.npy [shape=(4, samples)], stems in separate.STEMS order.
@@ -31,6 +35,15 @@ SAMPLE_RATE = 44100
 SEED = 4242
 SONG_S = 24.0  # seconds of each song kept: the tunes loop, more adds little variety
 DEMO_FAMILY_SONGS = 60
+ROCK_FAMILY_SONGS = 48
+ROCK_FIRST_SEED = 200
+ROCK_DEV_SEEDS = range(300, 306)  # rendered only for choosing the recipe (benchmarks/dev_separation.py)
+# 0-based GM programs of the rock family
+_ROCK_OTHERS = (29, 30, 27, 18, 81, 90, 61, 62, 26, 88)  # overdriven, distortion, clean electric guitar,
+#   rock organ, saw lead, polysynth, brass section, synth brass, jazz guitar, new-age pad
+_ROCK_LEADS = (52, 53, 54, 85, 80, 65, 66, 56, 40)  # choir, voice oohs, synth voice, voice lead, square lead,
+#   alto and tenor sax, trumpet, violin
+_ROCK_BASSES = (33, 34, 38, 39, 36)  # finger, pick, synth bass 1 and 2, slap
 _DRUM_KITS = (0, 8, 16, 24, 25, 32, 40)  # GM kits: standard, room, power, electronic, 808, jazz, brush
 _SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf3/MuseScore_General.sf3")
 # melody role of cover_songs.arrange -> covergen stem
@@ -104,10 +117,29 @@ def _demo_family_song(index: int) -> tuple[str, np.ndarray]:
     return f"demo-{index:03d}", _render_stems(parts, soundfont=fonts[(index + 1) % len(fonts)], end_s=SONG_S)
 
 
+def rock_song(seed: int) -> dict[str, np.ndarray]:
+    """A band-voiced demo_song arrangement: stem -> mono float16 [shape=(samples,)], SONG_S long."""
+    from ..separate import STEMS
+    from .demo_song import compose
+
+    rng = random.Random(f"{SEED}:rock:{seed}")
+    tempo = rng.uniform(80, 160)
+    programs = {"vocals": rng.choice(_ROCK_LEADS), "bass": rng.choice(_ROCK_BASSES), "other": rng.choice(_ROCK_OTHERS)}
+    song = compose(seed=seed, bars=int(np.ceil(SONG_S / (240.0 / tempo))), tempo_bpm=tempo, programs=programs)
+    parts = {stem: midi.instruments[0] for stem, midi in song.items()}
+    parts["drums"].program = rng.choice(_DRUM_KITS)
+    fonts = _soundfonts()
+    stems = _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S)
+    return dict(zip(STEMS, stems))
+
+
 def _job(job: tuple[str, int, str]) -> str | None:
     kind, index, source = job
     folder = data_dir()
-    result = _tune_song(index, source) if kind == "tune" else _demo_family_song(index)
+    if kind == "rock":
+        result = f"rock-{index:03d}", np.stack(list(rock_song(ROCK_FIRST_SEED + index).values()))
+    else:
+        result = _tune_song(index, source) if kind == "tune" else _demo_family_song(index)
     if result is None:
         return None
     name, stems = result
@@ -124,7 +156,8 @@ def build(*, workers: int = 2) -> list[Path]:
     folder = data_dir()
     folder.mkdir(parents=True, exist_ok=True)
     sources = [s for split in cover_songs.cached_selection(cover_songs.data_dir()).values() for s in split]
-    jobs = [("tune", i, s) for i, s in enumerate(sources)] + [("demo", i, "") for i in range(DEMO_FAMILY_SONGS)]
+    jobs = ([("tune", i, s) for i, s in enumerate(sources)] + [("demo", i, "") for i in range(DEMO_FAMILY_SONGS)]
+            + [("rock", i, "") for i in range(ROCK_FAMILY_SONGS)])
     todo = [j for j in jobs if not (folder / f"{j[0]}-{j[1]:03d}.npy").exists()]
     log.info("%d songs to render (%d on disk)", len(todo), len(jobs) - len(todo))
     with ProcessPoolExecutor(workers) as pool:
