@@ -275,9 +275,10 @@ def write_card(path: Path, *, info: dict, rows: list[dict]) -> Path:
         cells = " | ".join(f"{val[s]['median_sdr_db']:.1f} ({val[s]['median_floor_db']:.1f})" for s in STEMS)
         lines.append(f"| {key.split('/')[0]} | {cells} | {val['median_rtf']:.2f} |")
     lines += ["", "## Limits", "",
-              "- Trained on General MIDI renders only: real voices, distorted guitars and produced mixes are "
-              "outside its data. On the real excerpt it is worse than covergen's DSP separator (`embedded`), which "
-              "therefore stays the offline default; htdemucs is better than both where its weights can be had.",
+              "- Trained on General MIDI renders only (GM overdriven and distorted guitars and the stage-2 EQ and "
+              "saturation stand in for produced band sound): real voices and real mixes are outside its data. On the "
+              "real excerpt it is worse than covergen's DSP separator (`embedded`), which therefore stays the "
+              "offline default; htdemucs is better than both where its weights can be had.",
               "- Masks keep the mix's phase; stems of loud overlapping sources keep some bleed.", ""]
     path.write_text("\n".join(lines))
     return path
