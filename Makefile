@@ -35,7 +35,7 @@ bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH)
 
 # Every shipped model, from scratch, seeded. Timbre and separator training resume from their checkpoints
-# (timbre ~10 CPU-minutes per instrument on 2 cores, separator ~57 + 35 min); the others take a few minutes.
+# (timbre ~10 CPU-minutes per instrument on 2 cores, separator ~57 + 44 min); the others take a few minutes.
 models: install
 	$(BIN)/python -m covergen.training.train_genre
 	$(BIN)/python -m covergen.training.cover_songs

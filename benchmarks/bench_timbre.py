@@ -201,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
              f"load average {results['load_average_at_start'][0]:.1f} at start, "
              f"{results['load_average_at_end'][0]:.1f} at end (shared CPU); RTF: best of {TIMING_RUNS} transfers.", "",
              "% frames within 50 cents: pyin on the output vs pyin on the input (shifted), frames voiced in both; "
-             "missed = frames off by 50 cents or more, (octave) = of those, frames a whole octave off. Ceiling: the same measure on a harmonic tone that plays the "
-             "transfer's own f0 contour (swift-f0 of the input) exactly, i.e. what a perfect decoder would score.", "",
+             "missed = frames off by 50 cents or more, (octave) = of those, frames a whole octave off. Ceiling: the "
+             "same measure on a harmonic tone that plays the transfer's own f0 contour (swift-f0 of the input) "
+             "exactly, i.e. what a perfect decoder would score.", "",
              "| instrument | steps | held-out loss DDSP | sine baseline | source | % frames within 50 cents | "
              "missed (octave) / voiced in both | ceiling % | median abs cents | octave shift | RTF wall | RTF CPU |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -211,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, t in r["transfer"].items():
             lines.append(f"| {name} | {r['steps']} | {h.get('ddsp_loss', float('nan')):.2f} | "
                          f"{h.get('sine_loss', float('nan')):.2f} | {label} | {t['pct_within_50_cents']} | "
-                         f"{t['missed_frames']} ({t['missed_octave_frames']}) / {t['voiced_in_both']} | {t['ceiling_pct_within_50_cents']} | "
+                         f"{t['missed_frames']} ({t['missed_octave_frames']}) / {t['voiced_in_both']} | "
+                         f"{t['ceiling_pct_within_50_cents']} | "
                          f"{t['median_abs_cents']} | {t['octave_shift']} | {t['realtime_factor']} | "
                          f"{t['realtime_factor_cpu']} |")
     lines += ["", f"Dev phrases ({len(dev)} voice-like and clarinet renders, seed {DEV_SEED}; where transfer's design is "

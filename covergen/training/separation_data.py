@@ -1,7 +1,7 @@
 """Multitrack training songs for the learned separator, rendered with FluidSynth.
 
 Each stem is rendered on its own, so the targets are exact and the mix is their sum.
-Two song families, both different from the benchmark's held-out songs (demo_song seeds >= 1000):
+Three song families, all different from the benchmark's held-out songs (demo_song seeds >= 1000):
 - Ryan's Mammoth tunes (music21 corpus) arranged as in cover_songs: melody -> vocals,
   accompaniment -> other, with that module's instrument, style and tempo variety;
 - demo_song arrangements with seeds 100-159 (the bundled demo song is seed 7, the benchmark's

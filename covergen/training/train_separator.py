@@ -256,8 +256,8 @@ def write_card(path: Path, *, info: dict, rows: list[dict]) -> Path:
             f"  - `python -m covergen.training.train_separator --stage {stage['stage']} --steps {stage['steps']}`: "
             f"families {', '.join(families)}; Adam {learning_rate:g} with cosine decay"
             + (", per-stem tilt EQ and tanh saturation" if augment else "")
-            + f"; validation loss {stage['final_valid_loss']:.3f}; "
-            f"{stage['train_seconds'] / 60:.0f} min on this 2-core CPU ({stage['train_seconds'] / max(stage['steps'], 1):.2f} s/step).")
+            + f"; validation loss {stage['final_valid_loss']:.3f}; {stage['train_seconds'] / 60:.0f} min on this "
+            f"2-core CPU ({stage['train_seconds'] / max(stage['steps'], 1):.2f} s/step).")
     lines += [
         f"- Both stages: seed {info['seed']}; batch {BATCH} x {EXCERPT_S:g} s; half the excerpts remix stems from "
         "different songs, gains +-6 dB per stem, 20% with one stem left out. Loss: per-stem energy-normalised "
