@@ -46,7 +46,7 @@ def load_any(path: Path) -> unmix.MaskNet:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if "state_dict" in state:
         return unmix.load(path)[0]
-    model = unmix.MaskNet(unmix.NetConfig())
+    model = unmix.MaskNet(state.get("config", unmix.NetConfig()))
     model.load_state_dict(state["model"])
     return model.eval()
 

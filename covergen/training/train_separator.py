@@ -143,14 +143,16 @@ def evaluate(model: unmix.MaskNet, batches: list[torch.Tensor]) -> float:
     return value
 
 
-def checkpoint_path(stage: int, seed: int) -> Path:
+def checkpoint_path(stage: int, seed: int, hidden: int = unmix.NetConfig()["hidden"]) -> Path:
     """The resumable training state of one stage (data/separator-work, gitignored)."""
     work = separation_data.data_dir().parent / "separator-work"
     work.mkdir(parents=True, exist_ok=True)
-    return work / (f"checkpoint-seed{seed}.pt" if stage == 1 else f"checkpoint-stage{stage}-seed{seed}.pt")
+    size = "" if hidden == unmix.NetConfig()["hidden"] else f"-hidden{hidden}"
+    return work / (f"checkpoint{size}-seed{seed}.pt" if stage == 1 else f"checkpoint{size}-stage{stage}-seed{seed}.pt")
 
 
-def train(steps: int, *, stage: int = 1, seed: int = SEED) -> tuple[unmix.MaskNet, dict]:
+def train(steps: int, *, stage: int = 1, seed: int = SEED,
+          hidden: int = unmix.NetConfig()["hidden"]) -> tuple[unmix.MaskNet, dict]:
     families, learning_rate, augment = STAGES[stage]
     songs = separation_data.load_songs()
     train_names, valid_names = split_songs(songs, families)
@@ -159,10 +161,10 @@ def train(steps: int, *, stage: int = 1, seed: int = SEED) -> tuple[unmix.MaskNe
         raise RuntimeError(f"no {'/'.join(missing)} songs in {separation_data.data_dir()}; "
                            "run python -m covergen.training.separation_data")
     torch.manual_seed(seed)
-    model = unmix.MaskNet(unmix.NetConfig())
+    model = unmix.MaskNet(unmix.NetConfig(hidden=hidden))
     earlier = None
     if stage > 1:
-        start = checkpoint_path(stage - 1, seed)
+        start = checkpoint_path(stage - 1, seed, hidden)
         if not start.is_file():
             raise RuntimeError(f"stage {stage} starts from stage {stage - 1}'s weights, {start} is missing; "
                                f"run --stage {stage - 1} first")
@@ -172,7 +174,7 @@ def train(steps: int, *, stage: int = 1, seed: int = SEED) -> tuple[unmix.MaskNe
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=learning_rate / 10)
     batches = Batches(songs, train_names, seed, augment=augment)
     history, step, seconds = [], 0, 0.0
-    checkpoint = checkpoint_path(stage, seed)
+    checkpoint = checkpoint_path(stage, seed, hidden)
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
@@ -200,7 +202,7 @@ def train(steps: int, *, stage: int = 1, seed: int = SEED) -> tuple[unmix.MaskNe
             log.info("step %d train %.3f valid %.3f (%.2f s/step)", step, history[-1]["train"],
                      history[-1]["valid"], seconds / step)
             tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            torch.save({"config": model.config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "rng": batches.rng.bit_generator.state,
                         "history": history, "step": step, "seconds": seconds}, tmp)
             tmp.rename(checkpoint)
@@ -224,19 +226,19 @@ def export(model: unmix.MaskNet, info: dict, path: Path) -> Path:
 
 def write_shipped_card() -> Path:
     """Measure the shipped model on the held-out songs and write its card."""
-    info = unmix.load(registry.path(MODEL_NAME))[1]
+    model, info = unmix.load(registry.path(MODEL_NAME))
     rows = score_separator("unmix", separation_sets())
-    return write_card(registry.models_dir() / f"{MODEL_NAME}.md", info=info, rows=rows)
+    return write_card(registry.models_dir() / f"{MODEL_NAME}.md", model=model, info=info, rows=rows)
 
 
-def write_card(path: Path, *, info: dict, rows: list[dict]) -> Path:
+def write_card(path: Path, *, model: unmix.MaskNet, info: dict, rows: list[dict]) -> Path:
     """The model card: what the network is, what it learned from, how well it separates held-out songs."""
     summary = summarise_separation(rows)
-    n_params = sum(p.numel() for p in unmix.MaskNet(unmix.NetConfig()).parameters())
+    n_params = sum(p.numel() for p in model.parameters())
     lines = [
         f"# {MODEL_NAME}: the `unmix` separator", "",
         "Spectrogram-mask network (covergen/unmix.py, Open-Unmix style): log-magnitude STFT of the mono mix "
-        f"(44.1 kHz, FFT {unmix.N_FFT}, hop {unmix.HOP}) -> linear {unmix.NetConfig()['hidden']} -> 2-layer "
+        f"(44.1 kHz, FFT {unmix.N_FFT}, hop {unmix.HOP}) -> linear {model.config['hidden']} -> 2-layer "
         f"bidirectional LSTM -> one mask per stem and bin, softmax across stems (stems sum to the mix); masks "
         f"applied to each channel's complex STFT. {n_params / 1e6:.2f} M parameters, float32.", "",
         "## Training", "",
@@ -292,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help=f"default {STAGE_STEPS}")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=unmix.NetConfig()["hidden"],
+                        help="network width (for experiments; the shipped recipe uses the default)")
     parser.add_argument("--card-only", action="store_true", help="only measure the shipped model and write its card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -299,10 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         log.info("wrote %s", write_shipped_card())
         return 0
     torch.set_num_threads(args.threads)
-    model, info = train(args.steps or STAGE_STEPS[args.stage], stage=args.stage, seed=args.seed)
+    model, info = train(args.steps or STAGE_STEPS[args.stage], stage=args.stage, seed=args.seed, hidden=args.hidden)
     if args.stage < max(STAGES):
         log.info("stage %d done (%d steps, %.0f min): %s; next: --stage %d", args.stage, info["steps"],
-                 info["train_seconds"] / 60, checkpoint_path(args.stage, args.seed), args.stage + 1)
+                 info["train_seconds"] / 60, checkpoint_path(args.stage, args.seed, args.hidden), args.stage + 1)
+        return 0
+    if args.hidden != unmix.NetConfig()["hidden"]:  # an experiment: compare it on dev songs, do not ship it
+        file = export(model, info, checkpoint_path(args.stage, args.seed, args.hidden).with_name(
+            f"{MODEL_NAME}-hidden{args.hidden}.pt"))
+        log.info("wrote %s; compare: python -m benchmarks.dev_separation %s", file, file)
         return 0
     file = export(model, info, registry.models_dir() / f"{MODEL_NAME}.pt")
     registry.register(MODEL_NAME, file, kind="separator", card=f"{MODEL_NAME}.md", license=LICENSE,
