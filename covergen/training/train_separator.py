@@ -291,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--stage", type=int, choices=sorted(STAGES), default=1,
                         help="1: from scratch; 2: fine-tune stage 1 (writes the shipped model)")
-    parser.add_argument("--steps", type=int, help=f"default {STAGE_STEPS}")
+    parser.add_argument("--steps", type=int,
+                        help=", ".join(f"stage {k}: {v}" for k, v in STAGE_STEPS.items()) + " by default")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--hidden", type=int, default=unmix.NetConfig()["hidden"],
@@ -303,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("wrote %s", write_shipped_card())
         return 0
     torch.set_num_threads(args.threads)
-    model, info = train(args.steps or STAGE_STEPS[args.stage], stage=args.stage, seed=args.seed, hidden=args.hidden)
+    steps = args.steps or STAGE_STEPS[args.stage]
+    model, info = train(steps, stage=args.stage, seed=args.seed, hidden=args.hidden)
     if args.stage < max(STAGES):
         log.info("stage %d done (%d steps, %.0f min): %s; next: --stage %d", args.stage, info["steps"],
                  info["train_seconds"] / 60, checkpoint_path(args.stage, args.seed, args.hidden), args.stage + 1)
