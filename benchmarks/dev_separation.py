@@ -38,7 +38,7 @@ def dev_sets():
             sample_rate=44100, seed=song["seed"], bars=12, tempo_bpm=song["tempo_bpm"], programs=song["programs"]))
     for seed in separation_data.ROCK_DEV_SEEDS:
         yield "rock-dev", _rendered("rock-dev", seed, lambda: {
-            k: np.stack([v, v]).astype(np.float32) for k, v in separation_data.rock_song(seed).items()})
+            k: np.stack([v, v]) for k, v in zip(STEMS, separation_data.rock_song(seed).astype(np.float32))})
 
 
 def load_any(path: Path) -> unmix.MaskNet:

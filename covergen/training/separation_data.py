@@ -117,9 +117,8 @@ def _demo_family_song(index: int) -> tuple[str, np.ndarray]:
     return f"demo-{index:03d}", _render_stems(parts, soundfont=fonts[(index + 1) % len(fonts)], end_s=SONG_S)
 
 
-def rock_song(seed: int) -> dict[str, np.ndarray]:
-    """A band-voiced demo_song arrangement: stem -> mono float16 [shape=(samples,)], SONG_S long."""
-    from ..separate import STEMS
+def rock_song(seed: int) -> np.ndarray:
+    """A band-voiced demo_song arrangement: mono float16 stems [shape=(4, samples)], SONG_S long."""
     from .demo_song import compose
 
     rng = random.Random(f"{SEED}:rock:{seed}")
@@ -129,15 +128,14 @@ def rock_song(seed: int) -> dict[str, np.ndarray]:
     parts = {stem: midi.instruments[0] for stem, midi in song.items()}
     parts["drums"].program = rng.choice(_DRUM_KITS)
     fonts = _soundfonts()
-    stems = _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S)
-    return dict(zip(STEMS, stems))
+    return _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S)
 
 
 def _job(job: tuple[str, int, str]) -> str | None:
     kind, index, source = job
     folder = data_dir()
     if kind == "rock":
-        result = f"rock-{index:03d}", np.stack(list(rock_song(ROCK_FIRST_SEED + index).values()))
+        result = f"rock-{index:03d}", rock_song(ROCK_FIRST_SEED + index)
     else:
         result = _tune_song(index, source) if kind == "tune" else _demo_family_song(index)
     if result is None:

@@ -40,6 +40,7 @@ HOLDOUT_SONGS = 8  # per family
 # stage -> (song families, learning rate at the start of the cosine, EQ/saturation augmentation)
 STAGES = {1: (("tune", "demo"), 1e-3, False), 2: (("tune", "demo", "rock"), 3e-4, True)}
 STAGE_STEPS = {1: 3000, 2: 2500}
+SHIPPED_HIDDEN = unmix.NetConfig()["hidden"]  # other widths are experiments (--hidden)
 MODEL_NAME = "separator-unmix"
 LICENSE = "MIT (weights); data: FluidR3_GM (MIT) and MuseScore_General (MIT) SoundFonts, music21 corpus (BSD/public domain)"
 
@@ -143,16 +144,16 @@ def evaluate(model: unmix.MaskNet, batches: list[torch.Tensor]) -> float:
     return value
 
 
-def checkpoint_path(stage: int, seed: int, hidden: int = unmix.NetConfig()["hidden"]) -> Path:
+def checkpoint_path(stage: int, seed: int, hidden: int = SHIPPED_HIDDEN) -> Path:
     """The resumable training state of one stage (data/separator-work, gitignored)."""
     work = separation_data.data_dir().parent / "separator-work"
     work.mkdir(parents=True, exist_ok=True)
-    size = "" if hidden == unmix.NetConfig()["hidden"] else f"-hidden{hidden}"
+    size = "" if hidden == SHIPPED_HIDDEN else f"-hidden{hidden}"
     return work / (f"checkpoint{size}-seed{seed}.pt" if stage == 1 else f"checkpoint{size}-stage{stage}-seed{seed}.pt")
 
 
 def train(steps: int, *, stage: int = 1, seed: int = SEED,
-          hidden: int = unmix.NetConfig()["hidden"]) -> tuple[unmix.MaskNet, dict]:
+          hidden: int = SHIPPED_HIDDEN) -> tuple[unmix.MaskNet, dict]:
     families, learning_rate, augment = STAGES[stage]
     songs = separation_data.load_songs()
     train_names, valid_names = split_songs(songs, families)
@@ -295,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=", ".join(f"stage {k}: {v}" for k, v in STAGE_STEPS.items()) + " by default")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--hidden", type=int, default=unmix.NetConfig()["hidden"],
+    parser.add_argument("--hidden", type=int, default=SHIPPED_HIDDEN,
                         help="network width (for experiments; the shipped recipe uses the default)")
     parser.add_argument("--card-only", action="store_true", help="only measure the shipped model and write its card")
     args = parser.parse_args(argv)
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("stage %d done (%d steps, %.0f min): %s; next: --stage %d", args.stage, info["steps"],
                  info["train_seconds"] / 60, checkpoint_path(args.stage, args.seed, args.hidden), args.stage + 1)
         return 0
-    if args.hidden != unmix.NetConfig()["hidden"]:  # an experiment: compare it on dev songs, do not ship it
+    if args.hidden != SHIPPED_HIDDEN:  # an experiment: compare it on dev songs, do not ship it
         file = export(model, info, checkpoint_path(args.stage, args.seed, args.hidden).with_name(
             f"{MODEL_NAME}-hidden{args.hidden}.pt"))
         log.info("wrote %s; compare: python -m benchmarks.dev_separation %s", file, file)
