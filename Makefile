@@ -35,13 +35,13 @@ bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH)
 
 # Every shipped model, from scratch, seeded. Timbre and separator training resume from their checkpoints
-# (timbre ~10 CPU-minutes per instrument on 2 cores, separator ~57 + 44 min); the others take a few minutes.
+# (timbre ~10 CPU-minutes per instrument on 2 cores, separator ~59 + 40 min); the others take a few minutes.
 models: install
 	$(BIN)/python -m covergen.training.train_genre
 	$(BIN)/python -m covergen.training.cover_songs
 	$(BIN)/python -m covergen.training.train_timbre --steps 1400 --threads 1
 	$(BIN)/python -m covergen.training.separation_data
-	$(BIN)/python -m covergen.training.train_separator --stage 1 --steps 3000
+	$(BIN)/python -m covergen.training.train_separator --stage 1 --steps 4000
 	$(BIN)/python -m covergen.training.train_separator --stage 2 --steps 2500
 
 clean:

@@ -5,6 +5,7 @@ recipe is chosen; these stand in for them: demo_song arrangements with seeds 500
 band-voiced songs (separation_data.rock_song) with seeds 300-305, neither used in training.
 
     python -m benchmarks.dev_separation [CHECKPOINT ...]   # a training checkpoint or an exported model
+    python -m benchmarks.dev_separation --mask-power 1 1.5 2   # compare inference mask sharpening
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def load_any(path: Path) -> unmix.MaskNet:
     state = torch.load(path, map_location="cpu", weights_only=False)
     if "state_dict" in state:
         return unmix.load(path)[0]
-    model = unmix.MaskNet(state.get("config", unmix.NetConfig()))
+    width = state["model"]["encode.0.weight"].shape[0]  # early checkpoints saved no config
+    model = unmix.MaskNet(state.get("config", unmix.NetConfig(hidden=width)))
     model.load_state_dict(state["model"])
     return model.eval()
 
@@ -54,6 +56,8 @@ def load_any(path: Path) -> unmix.MaskNet:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoints", nargs="*", type=Path)
+    parser.add_argument("--mask-power", nargs="+", type=float, default=[unmix.MASK_POWER],
+                        help=f"inference mask sharpening to score (default: {unmix.MASK_POWER}, what separate uses)")
     args = parser.parse_args(argv)
     models = {"shipped": unmix.load(registry.path("separator-unmix"))[0]}
     models |= {p.name: load_any(p) for p in args.checkpoints}
@@ -61,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     for kind, stems in dev_sets():
         mix = sum(stems.values())
         for name, model in models.items():
-            scores.setdefault((kind, name), []).append(stem_sdr_db(stems, unmix.separate(model, mix)))
+            for power in args.mask_power:
+                estimate = unmix.separate(model, mix, mask_power=power)
+                scores.setdefault((kind, f"{name} p={power:g}"), []).append(stem_sdr_db(stems, estimate))
     print("| set | model | " + " | ".join(STEMS) + " |\n|---|---|" + "---|" * len(STEMS))
     for (kind, name), rows in scores.items():
         cells = " | ".join(f"{statistics.median(r[s] for r in rows):.1f}" for s in STEMS)

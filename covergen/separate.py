@@ -329,8 +329,11 @@ def separate(
     if name == "embedded":
         version, source = _EMBEDDED_VERSION, "no weights (DSP)"
     elif name == "unmix":
+        from . import unmix
+
         sha = _load_unmix()[1]
-        version, source = f"unmix-{sha[:12]}", f"shipped model {UNMIX_MODEL} (sha256 {sha[:12]})"
+        version = f"unmix-{sha[:12]}-p{unmix.MASK_POWER:g}"  # the mask sharpening changes the stems too
+        source = f"shipped model {UNMIX_MODEL} (sha256 {sha[:12]})"
     else:
         repo = _demucs_repo(demucs_repo)
         version, source = DEMUCS_MODEL, f"local folder {repo}" if repo else "Demucs cache / download"

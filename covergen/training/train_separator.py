@@ -39,7 +39,7 @@ EXCERPT_S = 3.0
 HOLDOUT_SONGS = 8  # per family
 # stage -> (song families, learning rate at the start of the cosine, EQ/saturation augmentation)
 STAGES = {1: (("tune", "demo"), 1e-3, False), 2: (("tune", "demo", "rock"), 3e-4, True)}
-STAGE_STEPS = {1: 3000, 2: 2500}
+STAGE_STEPS = {1: 4000, 2: 2500}
 SHIPPED_HIDDEN = unmix.NetConfig()["hidden"]  # other widths are experiments (--hidden)
 MODEL_NAME = "separator-unmix"
 LICENSE = "MIT (weights); data: FluidR3_GM (MIT) and MuseScore_General (MIT) SoundFonts, music21 corpus (BSD/public domain)"
@@ -240,8 +240,9 @@ def write_card(path: Path, *, model: unmix.MaskNet, info: dict, rows: list[dict]
         f"# {MODEL_NAME}: the `unmix` separator", "",
         "Spectrogram-mask network (covergen/unmix.py, Open-Unmix style): log-magnitude STFT of the mono mix "
         f"(44.1 kHz, FFT {unmix.N_FFT}, hop {unmix.HOP}) -> linear {model.config['hidden']} -> 2-layer "
-        f"bidirectional LSTM -> one mask per stem and bin, softmax across stems (stems sum to the mix); masks "
-        f"applied to each channel's complex STFT. {n_params / 1e6:.2f} M parameters, float32.", "",
+        f"bidirectional LSTM -> one mask per stem and bin, softmax across stems (stems sum to the mix); at "
+        f"inference the masks are sharpened Wiener-style (m**{unmix.MASK_POWER:g}, renormalised; chosen on dev "
+        f"songs) and applied to each channel's complex STFT. {n_params / 1e6:.2f} M parameters, float32.", "",
         "## Training", "",
         f"- Data: `python -m covergen.training.separation_data` (seed {separation_data.SEED}): each stem rendered "
         "on its own with FluidSynth, alternating FluidR3 GM and MuseScore General SoundFonts and GM drum kits. "
