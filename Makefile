@@ -8,13 +8,13 @@ export OMP_NUM_THREADS ?= 2
 
 install: system-deps $(BIN)/covergen
 
-# Debian packages: fluidsynth + two General MIDI SoundFonts (training/test audio). Time-stretch uses pedalboard's built-in Rubber Band.
+# Debian packages: fluidsynth + two General MIDI SoundFonts and Hydrogen's recorded drum kits (training/test audio). Time-stretch uses pedalboard's built-in Rubber Band.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  missing=""; for p in fluidsynth fluid-soundfont-gm musescore-general-soundfont libsndfile1; do \
+	  missing=""; for p in fluidsynth fluid-soundfont-gm musescore-general-soundfont hydrogen-drumkits libsndfile1; do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
-	else echo "not root: install fluidsynth fluid-soundfont-gm musescore-general-soundfont yourself"; fi
+	else echo "not root: install fluidsynth fluid-soundfont-gm musescore-general-soundfont hydrogen-drumkits yourself"; fi
 
 $(BIN)/covergen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,7 +35,7 @@ bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH)
 
 # Every shipped model, from scratch, seeded. Timbre and separator training resume from their checkpoints
-# (timbre ~10 CPU-minutes per instrument on 2 cores, separator ~59 + 40 min); the others take a few minutes.
+# (timbre ~10 CPU-minutes per instrument on 2 cores, separator ~59 + 40 + 25 min); the others take a few minutes.
 models: install
 	$(BIN)/python -m covergen.training.train_genre
 	$(BIN)/python -m covergen.training.cover_songs
@@ -43,6 +43,7 @@ models: install
 	$(BIN)/python -m covergen.training.separation_data
 	$(BIN)/python -m covergen.training.train_separator --stage 1 --steps 4000
 	$(BIN)/python -m covergen.training.train_separator --stage 2 --steps 2500
+	$(BIN)/python -m covergen.training.train_separator --stage 3 --steps 1500
 
 clean:
 	rm -rf out bench/*.json .pytest_cache

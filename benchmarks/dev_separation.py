@@ -1,8 +1,10 @@
 """Dev songs for choosing the `unmix` recipe: scored here, never reported as quality.
 
 The benchmark's songs (demo_song seeds >= 1000 and the real multitrack) stay unseen while a
-recipe is chosen; these stand in for them: demo_song arrangements with seeds 500-504 and
-band-voiced songs (separation_data.rock_song) with seeds 300-305, neither used in training.
+recipe is chosen; these stand in for them: demo_song arrangements with seeds 500-504,
+band-voiced songs (separation_data.rock_song) with seeds 300-305, and songs whose drums play
+on recorded kits never used in training (separation_data.kit_song on drumkits.DEV_KITS,
+seeds 600-605), none used in training.
 
     python -m benchmarks.dev_separation [CHECKPOINT ...]   # a training checkpoint or an exported model
     python -m benchmarks.dev_separation --mask-power 1 1.5 2   # compare inference mask sharpening
@@ -19,7 +21,7 @@ import torch
 from covergen import registry, unmix
 from covergen.evaluation import stem_sdr_db
 from covergen.separate import STEMS
-from covergen.training import separation_data
+from covergen.training import drumkits, separation_data
 from covergen.training.demo_song import held_out_songs, render_stems
 
 
@@ -40,6 +42,10 @@ def dev_sets():
     for seed in separation_data.ROCK_DEV_SEEDS:
         yield "rock-dev", _rendered("rock-dev", seed, lambda: {
             k: np.stack([v, v]) for k, v in zip(STEMS, separation_data.rock_song(seed).astype(np.float32))})
+    for seed in separation_data.KIT_DEV_SEEDS:
+        yield "kit-dev", _rendered("kit-dev", seed, lambda: {
+            k: np.stack([v, v]) for k, v in zip(STEMS, separation_data.kit_song(seed, drumkits.DEV_KITS)
+                                               .astype(np.float32))})
 
 
 def load_any(path: Path) -> unmix.MaskNet:

@@ -1,7 +1,7 @@
 """Multitrack training songs for the learned separator, rendered with FluidSynth.
 
 Each stem is rendered on its own, so the targets are exact and the mix is their sum.
-Three song families, all different from the benchmark's held-out songs (demo_song seeds >= 1000):
+Four song families, all different from the benchmark's held-out songs (demo_song seeds >= 1000):
 - Ryan's Mammoth tunes (music21 corpus) arranged as in cover_songs: melody -> vocals,
   accompaniment -> other, with that module's instrument, style and tempo variety;
 - demo_song arrangements with seeds 100-159 (the bundled demo song is seed 7, the benchmark's
@@ -9,7 +9,9 @@ Three song families, all different from the benchmark's held-out songs (demo_son
 - "rock": demo_song arrangements with seeds 200-247 voiced like band music: overdriven and
   distorted guitars, rock organ, synth leads and pads, brass as "other"; voice-like and synth
   leads; electric and synth basses. Real mixes hold these sounds and the first two families
-  have none (the stage-2 fine-tune of train_separator adds this family).
+  have none (the stage-2 fine-tune of train_separator adds this family);
+- "kit": demo_song arrangements with seeds 400-447, band- or GM-voiced, whose drums play
+  humanised patterns on recorded Hydrogen kits through a drum bus (drumkits; stage 3 adds it).
 Songs alternate between two SoundFonts (FluidR3, MuseScore General) and between GM drum kits,
 so the separator does not learn one sample set. Stored as mono float16 at 44.1 kHz:
 data/separation/<name>.npy [shape=(4, samples)], stems in separate.STEMS order.
@@ -26,6 +28,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from . import drumkits
 
 __all__ = ["data_dir", "build", "load_songs", "SAMPLE_RATE", "SEED"]
 
@@ -44,6 +48,9 @@ _ROCK_OTHERS = (29, 30, 27, 18, 81, 90, 61, 62, 26, 88)  # overdriven, distortio
 _ROCK_LEADS = (52, 53, 54, 85, 80, 65, 66, 56, 40)  # choir, voice oohs, synth voice, voice lead, square lead,
 #   alto and tenor sax, trumpet, violin
 _ROCK_BASSES = (33, 34, 38, 39, 36)  # finger, pick, synth bass 1 and 2, slap
+KIT_FAMILY_SONGS = 48
+KIT_FIRST_SEED = 400
+KIT_DEV_SEEDS = range(600, 606)  # played on drumkits.DEV_KITS; only for benchmarks/dev_separation.py
 _DRUM_KITS = (0, 8, 16, 24, 25, 32, 40)  # GM kits: standard, room, power, electronic, 808, jazz, brush
 _SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf3/MuseScore_General.sf3")
 # melody role of cover_songs.arrange -> covergen stem
@@ -131,11 +138,34 @@ def rock_song(seed: int) -> np.ndarray:
     return _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S)
 
 
+def kit_song(seed: int, kits: tuple[str, ...] = drumkits.TRAIN_KITS) -> np.ndarray:
+    """A demo_song arrangement, band- or GM-voiced, whose drums play on a recorded Hydrogen kit (drumkits)."""
+    from ..separate import STEMS
+    from .cover_songs import _ACCOMP, _BASS, _MELODY
+    from .demo_song import compose
+
+    rng = random.Random(f"{SEED}:kit:{seed}")
+    tempo = rng.uniform(70, 170)
+    programs = {"vocals": rng.choice(_ROCK_LEADS + tuple(p for p, _ in _MELODY)),
+                "bass": rng.choice(_ROCK_BASSES + tuple(_BASS)), "other": rng.choice(_ROCK_OTHERS + tuple(_ACCOMP))}
+    song = compose(seed=seed, bars=int(np.ceil(SONG_S / (240.0 / tempo))), tempo_bpm=tempo, programs=programs)
+    parts = {stem: midi.instruments[0] for stem, midi in song.items()}
+    parts["drums"].notes = []  # played from the kit below
+    fonts = _soundfonts()
+    stems = _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S).astype(np.float32)
+    drums = drumkits.drum_stem(seed, kits[seed % len(kits)], tempo_bpm=tempo, seconds=SONG_S,
+                               rms=rng.uniform(0.025, 0.06))
+    stems[STEMS.index("drums")] = drums[: stems.shape[1]]
+    return stems.astype(np.float16)
+
+
 def _job(job: tuple[str, int, str]) -> str | None:
     kind, index, source = job
     folder = data_dir()
     if kind == "rock":
         result = f"rock-{index:03d}", rock_song(ROCK_FIRST_SEED + index)
+    elif kind == "kit":
+        result = f"kit-{index:03d}", kit_song(KIT_FIRST_SEED + index)
     else:
         result = _tune_song(index, source) if kind == "tune" else _demo_family_song(index)
     if result is None:
@@ -155,7 +185,7 @@ def build(*, workers: int = 2) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     sources = [s for split in cover_songs.cached_selection(cover_songs.data_dir()).values() for s in split]
     jobs = ([("tune", i, s) for i, s in enumerate(sources)] + [("demo", i, "") for i in range(DEMO_FAMILY_SONGS)]
-            + [("rock", i, "") for i in range(ROCK_FAMILY_SONGS)])
+            + [("rock", i, "") for i in range(ROCK_FAMILY_SONGS)] + [("kit", i, "") for i in range(KIT_FAMILY_SONGS)])
     todo = [j for j in jobs if not (folder / f"{j[0]}-{j[1]:03d}.npy").exists()]
     log.info("%d songs to render (%d on disk)", len(todo), len(jobs) - len(todo))
     with ProcessPoolExecutor(workers) as pool:

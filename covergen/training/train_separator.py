@@ -7,12 +7,15 @@ random gain per stem (+-6 dB), a stem left out now and then. Loss: per-stem ener
 squared error of the masked complex spectrum, which tracks SDR. Adam, fixed seed; a checkpoint
 every 100 steps, so a cut-off run resumes where it stopped.
 
-Two stages, as a cosine schedule with a warm restart: stage 1 learns on the tune and demo
+Three stages, as a cosine schedule with warm restarts: stage 1 learns on the tune and demo
 families; stage 2 starts from its weights, adds the band-voiced "rock" family and per-stem
-EQ and saturation (real mixes are produced; GM renders are clean), at a lower learning rate.
+EQ and saturation (real mixes are produced; GM renders are clean), at a lower learning rate;
+stage 3 adds the "kit" family, whose drums are recorded kits through a drum bus, and plays
+such drums in 40% of the excerpts (GM drum kits are all the earlier stages hear of drums).
 
-    python -m covergen.training.train_separator --stage 1 --steps 3000
-    python -m covergen.training.train_separator --stage 2 --steps 2500   # writes models/separator-unmix.pt
+    python -m covergen.training.train_separator --stage 1 --steps 4000
+    python -m covergen.training.train_separator --stage 2 --steps 2500
+    python -m covergen.training.train_separator --stage 3 --steps 1500   # writes models/separator-unmix.pt
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ import torch
 from .. import registry, unmix
 from ..evaluation import score_separator, separation_sets, summarise_separation
 from ..separate import STEMS
-from . import cover_songs, separation_data
+from . import cover_songs, drumkits, separation_data
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +40,15 @@ SEED = 0
 BATCH = 12
 EXCERPT_S = 3.0
 HOLDOUT_SONGS = 8  # per family
-# stage -> (song families, learning rate at the start of the cosine, EQ/saturation augmentation)
-STAGES = {1: (("tune", "demo"), 1e-3, False), 2: (("tune", "demo", "rock"), 3e-4, True)}
-STAGE_STEPS = {1: 4000, 2: 2500}
+# stage -> (song families, learning rate at the start of the cosine, EQ/saturation augmentation,
+#           share of excerpts whose drums come from a recorded-kit song)
+STAGES = {1: (("tune", "demo"), 1e-3, False, 0.0), 2: (("tune", "demo", "rock"), 3e-4, True, 0.0),
+          3: (("tune", "demo", "rock", "kit"), 1e-4, True, 0.4)}
+STAGE_STEPS = {1: 4000, 2: 2500, 3: 1500}
 SHIPPED_HIDDEN = unmix.NetConfig()["hidden"]  # other widths are experiments (--hidden)
 MODEL_NAME = "separator-unmix"
-LICENSE = "MIT (weights); data: FluidR3_GM (MIT) and MuseScore_General (MIT) SoundFonts, music21 corpus (BSD/public domain)"
+LICENSE = ("MIT (weights); data: FluidR3_GM (MIT) and MuseScore_General (MIT) SoundFonts, music21 corpus "
+           "(BSD/public domain), Hydrogen drum kits (GPL, CC BY/BY-SA/0)")
 
 
 def split_songs(songs: dict[str, np.ndarray], families=STAGES[1][0]) -> tuple[list[str], list[str]]:
@@ -58,8 +64,10 @@ def split_songs(songs: dict[str, np.ndarray], families=STAGES[1][0]) -> tuple[li
 class Batches:
     """Random training excerpts [shape=(batch, stems, samples)], remixed across songs."""
 
-    def __init__(self, songs: dict[str, np.ndarray], names: list[str], seed: int, *, augment: bool = False):
-        self.songs, self.names, self.augment = songs, names, augment
+    def __init__(self, songs: dict[str, np.ndarray], names: list[str], seed: int, *, augment: bool = False,
+                 kit_drums: float = 0.0):
+        self.songs, self.names, self.augment, self.kit_drums = songs, names, augment, kit_drums
+        self.kit_names = [n for n in names if n.startswith("kit")]
         self.rng = np.random.default_rng(seed)
         self.length = int(EXCERPT_S * unmix.SAMPLE_RATE)
 
@@ -81,6 +89,10 @@ class Batches:
                 else:
                     out[b, s] = song[s, start:start + self.length]
                 out[b, s] *= 10 ** (self.rng.uniform(-6, 6) / 20)
+            if self.kit_names and self.rng.random() < self.kit_drums:
+                drums = STEMS.index("drums")
+                out[b, drums] = self._excerpt(self.kit_names[self.rng.integers(len(self.kit_names))], drums)
+                out[b, drums] *= 10 ** (self.rng.uniform(-6, 6) / 20)
             if self.rng.random() < 0.2:
                 out[b, self.rng.integers(len(STEMS))] = 0.0
             if self.augment:
@@ -154,7 +166,7 @@ def checkpoint_path(stage: int, seed: int, hidden: int = SHIPPED_HIDDEN) -> Path
 
 def train(steps: int, *, stage: int = 1, seed: int = SEED,
           hidden: int = SHIPPED_HIDDEN) -> tuple[unmix.MaskNet, dict]:
-    families, learning_rate, augment = STAGES[stage]
+    families, learning_rate, augment, kit_drums = STAGES[stage]
     songs = separation_data.load_songs()
     train_names, valid_names = split_songs(songs, families)
     missing = [f for f in families if not any(n.startswith(f) for n in train_names)]
@@ -163,17 +175,15 @@ def train(steps: int, *, stage: int = 1, seed: int = SEED,
                            "run python -m covergen.training.separation_data")
     torch.manual_seed(seed)
     model = unmix.MaskNet(unmix.NetConfig(hidden=hidden))
-    earlier = None
     if stage > 1:
         start = checkpoint_path(stage - 1, seed, hidden)
         if not start.is_file():
             raise RuntimeError(f"stage {stage} starts from stage {stage - 1}'s weights, {start} is missing; "
                                f"run --stage {stage - 1} first")
-        earlier = torch.load(start, map_location="cpu", weights_only=False)
-        model.load_state_dict(earlier["model"])
+        model.load_state_dict(torch.load(start, map_location="cpu", weights_only=False)["model"])
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=learning_rate / 10)
-    batches = Batches(songs, train_names, seed, augment=augment)
+    batches = Batches(songs, train_names, seed, augment=augment, kit_drums=kit_drums)
     history, step, seconds = [], 0, 0.0
     checkpoint = checkpoint_path(stage, seed, hidden)
     if checkpoint.is_file():
@@ -212,10 +222,12 @@ def train(steps: int, *, stage: int = 1, seed: int = SEED,
             "learning_rate": learning_rate, "families": list(families), "augment": augment,
             "train_songs": len(train_names), "valid_songs": len(valid_names),
             "train_minutes_audio": round(sum(songs[n].shape[1] for n in train_names) / unmix.SAMPLE_RATE / 60, 1)}
-    if earlier is not None:
-        info["earlier_stages"] = [{"stage": stage - 1, "steps": earlier["step"],
-                                   "train_seconds": round(earlier["seconds"]),
-                                   "final_valid_loss": earlier["history"][-1]["valid"]}]
+    if stage > 1:
+        info["earlier_stages"] = []
+        for k in range(1, stage):
+            done = torch.load(checkpoint_path(k, seed, hidden), map_location="cpu", weights_only=False)
+            info["earlier_stages"].append({"stage": k, "steps": done["step"], "train_seconds": round(done["seconds"]),
+                                           "final_valid_loss": done["history"][-1]["valid"]})
     return model, info
 
 
@@ -253,22 +265,29 @@ def write_card(path: Path, *, model: unmix.MaskNet, info: dict, rows: list[dict]
         f"band-voiced demo_song arrangements with seeds {separation_data.ROCK_FIRST_SEED}-"
         f"{separation_data.ROCK_FIRST_SEED + separation_data.ROCK_FAMILY_SONGS - 1} (overdriven and distorted "
         "guitars, organ, synths, brass as other). The last 8 songs of each family validate.",
-        "- Recipe, two stages (a cosine schedule with a warm restart):"]
+        f"- Drums of the kit family (seeds {separation_data.KIT_FIRST_SEED}-"
+        f"{separation_data.KIT_FIRST_SEED + separation_data.KIT_FAMILY_SONGS - 1}): humanised patterns in five styles "
+        f"on recorded Hydrogen kits ({', '.join(drumkits.TRAIN_KITS)}; Debian hydrogen-drumkits, GPL/CC), "
+        "through a random compressor and room reverb (covergen/training/drumkits.py).",
+        f"- Recipe, {len(STAGES)} stages (a cosine schedule with warm restarts):"]
     for stage in info.get("earlier_stages", []) + [info]:
-        families, learning_rate, augment = STAGES[stage["stage"]]
+        families, learning_rate, augment, kit_drums = STAGES[stage["stage"]]
         lines.append(
             f"  - `python -m covergen.training.train_separator --stage {stage['stage']} --steps {stage['steps']}`: "
             f"families {', '.join(families)}; Adam {learning_rate:g} with cosine decay"
             + (", per-stem tilt EQ and tanh saturation" if augment else "")
+            + (f", recorded-kit drums in {kit_drums:.0%} of excerpts" if kit_drums else "")
             + f"; validation loss {stage['final_valid_loss']:.3f}; {stage['train_seconds'] / 60:.0f} min on this "
             f"2-core CPU ({stage['train_seconds'] / max(stage['steps'], 1):.2f} s/step).")
     lines += [
-        f"- Both stages: seed {info['seed']}; batch {BATCH} x {EXCERPT_S:g} s; half the excerpts remix stems from "
+        f"- All stages: seed {info['seed']}; batch {BATCH} x {EXCERPT_S:g} s; half the excerpts remix stems from "
         "different songs, gains +-6 dB per stem, 20% with one stem left out. Loss: per-stem energy-normalised "
         f"complex-spectrum error. Final stage: {info['train_songs']} songs ({info['train_minutes_audio']} min) train, "
         f"{info['valid_songs']} validate.",
         "- Recipe chosen on dev songs (benchmarks/dev_separation.py: demo_song seeds 500-504, band-voiced seeds "
-        f"{separation_data.ROCK_DEV_SEEDS.start}-{separation_data.ROCK_DEV_SEEDS.stop - 1}), not on the songs below.",
+        f"{separation_data.ROCK_DEV_SEEDS.start}-{separation_data.ROCK_DEV_SEEDS.stop - 1}, kit songs with seeds "
+        f"{separation_data.KIT_DEV_SEEDS.start}-{separation_data.KIT_DEV_SEEDS.stop - 1} on kits never trained on: "
+        f"{', '.join(drumkits.DEV_KITS)}), not on the songs below.",
         "",
         "## Held-out quality (SDR dB, median; mix/4 floor in brackets)", "",
         "Rendered: covergen.training.demo_song.held_out_songs (6 songs, seeds >= 1000, FluidR3; never used in "
@@ -279,10 +298,11 @@ def write_card(path: Path, *, model: unmix.MaskNet, info: dict, rows: list[dict]
         cells = " | ".join(f"{val[s]['median_sdr_db']:.1f} ({val[s]['median_floor_db']:.1f})" for s in STEMS)
         lines.append(f"| {key.split('/')[0]} | {cells} | {val['median_rtf']:.2f} |")
     lines += ["", "## Limits", "",
-              "- Trained on General MIDI renders only (GM overdriven and distorted guitars and the stage-2 EQ and "
-              "saturation stand in for produced band sound): real voices and real mixes are outside its data. On the "
-              "real excerpt it is worse than covergen's DSP separator (`embedded`), which therefore stays the "
-              "offline default; htdemucs is better than both where its weights can be had.",
+              "- Its pitched parts are General MIDI renders only (GM overdriven and distorted guitars and the "
+              "stage-2 EQ and saturation stand in for produced band sound); only its drums include recorded "
+              "instruments. Real voices and real mixes are outside its data: on the real excerpt its drums beat "
+              "covergen's DSP separator (`embedded`) but its vocals and other are well behind, so `embedded` stays "
+              "the offline default; htdemucs is better than both where its weights can be had.",
               "- Masks keep the mix's phase; stems of loud overlapping sources keep some bleed.", ""]
     path.write_text("\n".join(lines))
     return path
@@ -292,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m covergen.training.train_separator",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--stage", type=int, choices=sorted(STAGES), default=1,
-                        help="1: from scratch; 2: fine-tune stage 1 (writes the shipped model)")
+                        help="1: from scratch; 2, 3: fine-tune the stage before (3 writes the shipped model)")
     parser.add_argument("--steps", type=int,
                         help=", ".join(f"stage {k}: {v}" for k, v in STAGE_STEPS.items()) + " by default")
     parser.add_argument("--seed", type=int, default=SEED)
@@ -319,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     file = export(model, info, registry.models_dir() / f"{MODEL_NAME}.pt")
     registry.register(MODEL_NAME, file, kind="separator", card=f"{MODEL_NAME}.md", license=LICENSE,
-                      source=f"python -m covergen.training.train_separator --stage 1, then --stage 2: "
+                      source=f"python -m covergen.training.train_separator --stage 1, 2, then 3: "
                              f"{info['train_songs']} FluidSynth multitrack renders (covergen.training.separation_data, "
                              f"seed {separation_data.SEED}), seed {args.seed}, "
                              f"{sum(e['steps'] for e in info['earlier_stages']) + info['steps']} steps")
