@@ -8,12 +8,17 @@ export OMP_NUM_THREADS ?= 2
 
 install: system-deps $(BIN)/covergen
 
-# Debian packages: fluidsynth + two General MIDI SoundFonts and Hydrogen's recorded drum kits (training/test audio). Time-stretch uses pedalboard's built-in Rubber Band.
+# Debian packages: fluidsynth + two General MIDI SoundFonts (training/test audio), and Hydrogen's
+# recorded drum kits (only `make models` needs them: a failed install warns). Time-stretch uses
+# pedalboard's built-in Rubber Band.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
-	  missing=""; for p in fluidsynth fluid-soundfont-gm musescore-general-soundfont hydrogen-drumkits libsndfile1; do \
+	  missing=""; for p in fluidsynth fluid-soundfont-gm musescore-general-soundfont libsndfile1; do \
 	    dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	  kits="DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hydrogen-drumkits"; \
+	  dpkg -s hydrogen-drumkits >/dev/null 2>&1 || sh -c "$$kits" || { apt-get update -qq && sh -c "$$kits"; } \
+	    || echo "warning: hydrogen-drumkits not installed; make models needs it"; \
 	else echo "not root: install fluidsynth fluid-soundfont-gm musescore-general-soundfont hydrogen-drumkits yourself"; fi
 
 $(BIN)/covergen: pyproject.toml
