@@ -139,3 +139,18 @@ def test_training_augmentation_colours_a_stem_but_keeps_its_level():
     assert not batches._colour(np.zeros(sr, np.float32), saturate=True).any()
     batch = batches.next()
     assert batch.shape == (12, 4, 3 * sr) and bool(batch.isfinite().all())
+
+
+def test_stage_3_excerpts_take_their_drums_from_recorded_kit_songs():
+    """kit_drums=1: every excerpt's drums come from a kit song; kit_drums=0: GM drums stay in the mix."""
+    from covergen.training.train_separator import Batches
+
+    ones = np.ones(4 * 44100, np.float16)
+    songs = {"demo-000": np.stack([ones, ones, ones, ones]), "kit-000": np.stack([ones, 5 * ones, ones, ones])}
+    drums = separate.STEMS.index("drums")
+    peaks = {}
+    for share in (1.0, 0.0):
+        batch = Batches(songs, list(songs), seed=0, kit_drums=share).next().numpy()
+        peaks[share] = batch[:, drums].max(-1)  # gains are +-6 dB: kit drums peak at 2.5-10, GM drums at 0.5-2
+    assert ((peaks[1.0] > 2.0) | (peaks[1.0] == 0)).all(), peaks
+    assert ((peaks[0.0] > 0) & (peaks[0.0] <= 2.0)).any(), peaks

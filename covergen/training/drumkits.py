@@ -24,7 +24,6 @@ TRAIN_KITS = ("ForzeeStereo", "The Black Pearl 1.0", "Millo_MultiLayered2", "Mil
               "Audiophob", "rumpf_kit_z01_h2", "ElectricEmpireKit", "HardElectro1")
 DEV_KITS = ("BJA_Pacific", "ColomboAcousticDrumkit")  # only for choosing the recipe (benchmarks/dev_separation)
 SAMPLE_RATE = 44100
-ROLES = ("kick", "snare", "hat_closed", "hat_open", "hat_pedal", "tom_low", "tom_mid", "tom_high", "crash", "ride")
 
 
 def available() -> bool:
@@ -110,8 +109,7 @@ def _pattern(rng: np.random.Generator, *, tempo_bpm: float, seconds: float) -> l
             hits += [(t0, "crash", 0.9), (t0, "kick", 0.9)]
         for eighth in range(8):
             t = t0 + eighth * beat / 2
-            b = eighth / 2
-            if fill and b >= 3:
+            if fill and eighth >= 6:  # the fill takes the last beat
                 break
             if style == "swing":
                 if eighth % 2 == 0 or eighth in (3, 7):
@@ -139,7 +137,7 @@ def _pattern(rng: np.random.Generator, *, tempo_bpm: float, seconds: float) -> l
                 hits.append((t, "snare", 0.9))
             elif style == "funk" and rng.random() < 0.3:
                 hits.append((t + beat / 4 * rng.integers(0, 2), "snare", 0.25))  # ghost notes
-            if eighth in (0, 4 if style != "halftime" else 5) or eighth in kick_extra and eighth not in backbeat:
+            if eighth in (0, 4 if style != "halftime" else 5) or (eighth in kick_extra and eighth not in backbeat):
                 hits.append((t, "kick", 0.9))
             if eighth == 7 and rng.random() < 0.3:
                 hits.append((t, "hat_open", 0.6))
