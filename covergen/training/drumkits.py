@@ -1,8 +1,8 @@
 """Drum stems played from recorded acoustic and electronic kits (Debian `hydrogen-drumkits`).
 
-The General MIDI kits of the two SoundFonts are all the separator saw of drums, and on the real
-multitrack the stage-2 model hears the recorded kit as bass and vocals (its drum stem holds 1-3% of the mix's
-energy where the truth is 28%). Hydrogen's kits are multi-velocity recordings of real drums
+The General MIDI kits of the two SoundFonts were all the separator heard of drums, and on the
+real multitrack the stage-2 model took the recorded kit for bass and vocals (its drum stem held
+1-3% of the mix's energy where the truth is 28%). Hydrogen's kits are multi-velocity recordings of real drums
 (Tama, Pearl, Sabian, Paiste...) and drum machines; this module reads their drumkit.xml, writes
 humanised patterns in several styles (rock, half-time, four-on-the-floor, sixteenth-note funk,
 swung ride) with fills and crashes, and plays them through a random drum-bus chain
