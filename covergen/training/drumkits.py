@@ -2,11 +2,11 @@
 
 The General MIDI kits of the two SoundFonts were all the separator heard of drums, and on the
 real multitrack the stage-2 model took the recorded kit for bass and vocals (its drum stem held
-1-3% of the mix's energy where the truth is 28%). Hydrogen's kits are multi-velocity recordings of real drums
-(Tama, Pearl, Sabian, Paiste...) and drum machines; this module reads their drumkit.xml, writes
-humanised patterns in several styles (rock, half-time, four-on-the-floor, sixteenth-note funk,
-swung ride) with fills and crashes, and plays them through a random drum-bus chain
-(compression, room reverb), as produced records do.
+1-3% of the mix's energy where the truth is 28%). Hydrogen's kits are multi-velocity
+recordings of real drums (Tama, Pearl, Sabian, Paiste...) and drum machines; this module reads
+their drumkit.xml, writes humanised patterns in several styles (rock, half-time,
+four-on-the-floor, sixteenth-note funk, swung ride) with fills and crashes, and plays them
+through a random drum-bus chain (compression, room reverb), as produced records do.
 """
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def load_kit(name: str) -> dict[str, list[tuple[float, float, np.ndarray]]]:
 
     folder = KITS_DIR / name
     if not (folder / "drumkit.xml").is_file():
-        raise FileNotFoundError(f"drum kit {name!r} not found in {KITS_DIR} (Debian hydrogen-drumkits; run `make install`)")
+        raise FileNotFoundError(f"drum kit {name!r} not found in {KITS_DIR} "
+                                "(Debian hydrogen-drumkits; run `make install`)")
     root = ET.parse(folder / "drumkit.xml").getroot()
     ns = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
     kit: dict[str, list] = {}

@@ -256,7 +256,8 @@ def write_card(path: Path, *, model: unmix.MaskNet, info: dict, rows: list[dict]
         f"(44.1 kHz, FFT {unmix.N_FFT}, hop {unmix.HOP}) -> linear {model.config['hidden']} -> 2-layer "
         f"bidirectional LSTM -> one mask per stem and bin, softmax across stems (stems sum to the mix); at "
         f"inference the masks are sharpened Wiener-style (m**{unmix.MASK_POWER:g}, renormalised; chosen on dev "
-        f"songs) and applied to each channel's complex STFT. {n_params / 1e6:.2f} M parameters, stored as float16 (computed in float32).", "",
+        f"songs) and applied to each channel's complex STFT. {n_params / 1e6:.2f} M parameters, stored as "
+        "float16 (computed in float32).", "",
         "## Training", "",
         f"- Data: `python -m covergen.training.separation_data` (seed {separation_data.SEED}): each stem rendered "
         "on its own with FluidSynth, alternating FluidR3 GM and MuseScore General SoundFonts and GM drum kits. "
