@@ -40,12 +40,14 @@ def dev_sets():
         yield "demo-dev", _rendered("demo-dev", song["seed"], lambda: render_stems(
             sample_rate=44100, seed=song["seed"], bars=12, tempo_bpm=song["tempo_bpm"], programs=song["programs"]))
     for seed in separation_data.ROCK_DEV_SEEDS:
-        yield "rock-dev", _rendered("rock-dev", seed, lambda: {
-            k: np.stack([v, v]) for k, v in zip(STEMS, separation_data.rock_song(seed).astype(np.float32))})
+        yield "rock-dev", _rendered("rock-dev", seed, lambda: _stereo(separation_data.rock_song(seed)))
     for seed in separation_data.KIT_DEV_SEEDS:
-        yield "kit-dev", _rendered("kit-dev", seed, lambda: {
-            k: np.stack([v, v]) for k, v in zip(STEMS, separation_data.kit_song(seed, drumkits.DEV_KITS)
-                                               .astype(np.float32))})
+        yield "kit-dev", _rendered("kit-dev", seed, lambda: _stereo(separation_data.kit_song(seed, drumkits.DEV_KITS)))
+
+
+def _stereo(stems: np.ndarray) -> dict[str, np.ndarray]:
+    """separation_data's mono float16 stems [shape=(4, samples)] -> {stem: float32 [shape=(2, samples)]}."""
+    return {k: np.stack([v, v]) for k, v in zip(STEMS, stems.astype(np.float32))}
 
 
 def load_any(path: Path) -> unmix.MaskNet:

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["MaskNet", "NetConfig", "MASK_POWER", "stft", "istft", "mix_features", "separate", "load", "SAMPLE_RATE", "N_FFT", "HOP"]
+__all__ = ["MaskNet", "NetConfig", "MASK_POWER", "stft", "istft", "mix_features", "separate", "load",
+           "SAMPLE_RATE", "N_FFT", "HOP"]
 
 SAMPLE_RATE = 44100
 N_FFT = 2048

@@ -27,7 +27,7 @@ def test_every_kit_has_a_kick_a_snare_and_a_timekeeper():
 
 @needs_kits
 def test_drum_stem_is_seeded_at_its_level_and_hits_on_the_beat_grid():
-    """The rendered hits fall on the pattern's eighth-note grid (humanised by ~6 ms), at the asked RMS."""
+    """The rendered hits fall on the pattern's sixteenth-note grid (humanised by ~6 ms), at the asked RMS."""
     import librosa
 
     sr, tempo = drumkits.SAMPLE_RATE, 120.0

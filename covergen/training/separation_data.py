@@ -109,16 +109,22 @@ def _tune_song(index: int, source: str) -> tuple[str, np.ndarray] | None:
     return f"tune-{index:03d}", _render_stems(parts, soundfont=fonts[index % len(fonts)], end_s=SONG_S)
 
 
+def _demo_parts(seed: int, tempo: float, programs: dict[str, int]) -> dict:
+    """stem -> pretty_midi.Instrument of a demo_song arrangement SONG_S long."""
+    from .demo_song import compose
+
+    song = compose(seed=seed, bars=int(np.ceil(SONG_S / (240.0 / tempo))), tempo_bpm=tempo, programs=programs)
+    return {stem: midi.instruments[0] for stem, midi in song.items()}
+
+
 def _demo_family_song(index: int) -> tuple[str, np.ndarray]:
     from .cover_songs import _ACCOMP, _BASS, _MELODY
-    from .demo_song import compose
 
     seed = 100 + index  # not the demo song's seed 7, nor the benchmark's held-out seeds >= 1000
     rng = random.Random(f"{SEED}:demo:{seed}")
     tempo = rng.uniform(80, 150)
     programs = {"vocals": rng.choice(_MELODY)[0], "bass": rng.choice(_BASS), "other": rng.choice(_ACCOMP)}
-    song = compose(seed=seed, bars=int(np.ceil(SONG_S / (240.0 / tempo))), tempo_bpm=tempo, programs=programs)
-    parts = {stem: midi.instruments[0] for stem, midi in song.items()}
+    parts = _demo_parts(seed, tempo, programs)
     parts["drums"].program = rng.choice(_DRUM_KITS)
     fonts = _soundfonts()
     return f"demo-{index:03d}", _render_stems(parts, soundfont=fonts[(index + 1) % len(fonts)], end_s=SONG_S)
@@ -126,13 +132,10 @@ def _demo_family_song(index: int) -> tuple[str, np.ndarray]:
 
 def rock_song(seed: int) -> np.ndarray:
     """A band-voiced demo_song arrangement: mono float16 stems [shape=(4, samples)], SONG_S long."""
-    from .demo_song import compose
-
     rng = random.Random(f"{SEED}:rock:{seed}")
     tempo = rng.uniform(80, 160)
     programs = {"vocals": rng.choice(_ROCK_LEADS), "bass": rng.choice(_ROCK_BASSES), "other": rng.choice(_ROCK_OTHERS)}
-    song = compose(seed=seed, bars=int(np.ceil(SONG_S / (240.0 / tempo))), tempo_bpm=tempo, programs=programs)
-    parts = {stem: midi.instruments[0] for stem, midi in song.items()}
+    parts = _demo_parts(seed, tempo, programs)
     parts["drums"].program = rng.choice(_DRUM_KITS)
     fonts = _soundfonts()
     return _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S)
@@ -142,21 +145,19 @@ def kit_song(seed: int, kits: tuple[str, ...] = drumkits.TRAIN_KITS) -> np.ndarr
     """A demo_song arrangement, band- or GM-voiced, whose drums play on a recorded Hydrogen kit (drumkits)."""
     from ..separate import STEMS
     from .cover_songs import _ACCOMP, _BASS, _MELODY
-    from .demo_song import compose
 
     rng = random.Random(f"{SEED}:kit:{seed}")
     tempo = rng.uniform(70, 170)
     programs = {"vocals": rng.choice(_ROCK_LEADS + tuple(p for p, _ in _MELODY)),
                 "bass": rng.choice(_ROCK_BASSES + tuple(_BASS)), "other": rng.choice(_ROCK_OTHERS + tuple(_ACCOMP))}
-    song = compose(seed=seed, bars=int(np.ceil(SONG_S / (240.0 / tempo))), tempo_bpm=tempo, programs=programs)
-    parts = {stem: midi.instruments[0] for stem, midi in song.items()}
+    parts = _demo_parts(seed, tempo, programs)
     parts["drums"].notes = []  # played from the kit below
     fonts = _soundfonts()
-    stems = _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S).astype(np.float32)
+    stems = _render_stems(parts, soundfont=fonts[seed % len(fonts)], end_s=SONG_S)
     drums = drumkits.drum_stem(seed, kits[seed % len(kits)], tempo_bpm=tempo, seconds=SONG_S,
                                rms=rng.uniform(0.025, 0.06))
     stems[STEMS.index("drums")] = drums[: stems.shape[1]]
-    return stems.astype(np.float16)
+    return stems
 
 
 def _job(job: tuple[str, int, str]) -> str | None:
