@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from .transfer import Instrument, list_instruments, load_instrument, transfer_stem
+from .transfer import Instrument, list_instruments, load_instrument, synthesize, transfer_stem
 
-__all__ = ["Instrument", "list_instruments", "load_instrument", "transfer_stem", "train_instrument"]
+__all__ = ["Instrument", "list_instruments", "load_instrument", "synthesize", "transfer_stem",
+           "train_instrument"]
 
 
 def train_instrument(audio_dir: Path, *, name: str, steps: int, seed: int = 0,

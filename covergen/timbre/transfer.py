@@ -28,7 +28,7 @@ from ..errors import ModelError, TransferError
 from . import features as feat
 from .net import TimbreDecoder
 
-__all__ = ["Instrument", "list_instruments", "load_instrument", "transfer_stem",
+__all__ = ["Instrument", "list_instruments", "load_instrument", "transfer_stem", "synthesize",
            "MIN_VOICED_FRACTION", "MIN_PERIODICITY", "MIN_HARMONICITY", "CHECKPOINT_FORMAT"]
 
 log = logging.getLogger(__name__)
@@ -221,32 +221,11 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
         if silent or not use.any():
             return np.zeros_like(y, dtype=np.float32), info
 
-    # Play quiet voiced notes and tails too (down to 50 dB under the loud frames): gating at the
-    # 35 dB "sounding" level would cut soft endings that a listener still hears as notes.
-    audible = feat.sounding(fx.loudness_db, range_db=_PLAY_RANGE_DB)
     shift = _octave_shift(f0_median_hz, inst, octave)
     info["octave_shift"] = shift
     f0_hz = np.clip(fx.f0_hz * 2.0 ** shift, 20.0, sr_model / 2 - 1).astype(np.float32)
-    loudness_db = _map_loudness(fx.loudness_db, sounding, inst)
-    gate_harm = _smooth_gate(voiced & audible)
-    gate_noise = _smooth_gate(audible)
-
-    with torch.inference_mode():
-        f0_t = torch.from_numpy(f0_hz)[None]
-        ld_t = torch.from_numpy(loudness_db)[None]
-        parts, state = [], None
-        for s in range(0, frames, _CHUNK_FRAMES):
-            ctrl, state = inst.model.controls(f0_t[:, s:s + _CHUNK_FRAMES], ld_t[:, s:s + _CHUNK_FRAMES], state)
-            parts.append(ctrl)
-            if on_progress:
-                on_progress(0.1 + 0.4 * min(1.0, (s + _CHUNK_FRAMES) / frames))
-        ctrl = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}
-        ctrl["amplitude"] = ctrl["amplitude"] * torch.from_numpy(gate_harm)[None]
-        ctrl["noise_magnitudes"] = ctrl["noise_magnitudes"] * torch.from_numpy(gate_noise)[None, :, None]
-        gen = torch.Generator().manual_seed(0)
-        out = inst.model.render(f0_t, ctrl, generator=gen, reverb=False)[0].numpy()
-    if on_progress:
-        on_progress(0.9)
+    progress = None if on_progress is None else (lambda p: on_progress(0.1 + 0.8 * p))
+    out = synthesize(inst, f0_hz, fx.loudness_db, voiced, on_progress=progress)
     out = np.pad(out, (0, max(0, len(mono) - len(out))))
     out = resample(out.astype(np.float32), orig_sr=sr_model, target_sr=int(sample_rate))
     out = np.pad(out, (0, max(0, n_in - len(out))))[:n_in]
@@ -258,6 +237,37 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
     if on_progress:
         on_progress(1.0)
     return result, info
+
+
+def synthesize(inst: Instrument, f0_hz: np.ndarray, loudness_db: np.ndarray, voiced: np.ndarray, *,
+               on_progress: Callable[[float], None] | None = None) -> np.ndarray:
+    """Dry DDSP audio [shape=(frames * hop,)] at the model's rate from frame-rate controls.
+
+    f0_hz is already in the model's range; loudness_db is the input's (quantile-mapped here
+    onto the training loudness); harmonics play only on voiced frames, noise on audible ones.
+    """
+    sounding = feat.sounding(loudness_db)
+    # Play quiet voiced notes and tails too (down to 50 dB under the loud frames): gating at the
+    # 35 dB "sounding" level would cut soft endings that a listener still hears as notes.
+    audible = feat.sounding(loudness_db, range_db=_PLAY_RANGE_DB)
+    frames = len(f0_hz)
+    with torch.inference_mode():
+        f0_t = torch.from_numpy(np.asarray(f0_hz, np.float32))[None]
+        ld_t = torch.from_numpy(_map_loudness(loudness_db, sounding, inst))[None]
+        parts, state = [], None
+        for s in range(0, frames, _CHUNK_FRAMES):
+            ctrl, state = inst.model.controls(f0_t[:, s:s + _CHUNK_FRAMES], ld_t[:, s:s + _CHUNK_FRAMES], state)
+            parts.append(ctrl)
+            if on_progress:
+                on_progress(0.5 * min(1.0, (s + _CHUNK_FRAMES) / frames))
+        ctrl = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}
+        ctrl["amplitude"] = ctrl["amplitude"] * torch.from_numpy(_smooth_gate(voiced & audible))[None]
+        ctrl["noise_magnitudes"] = ctrl["noise_magnitudes"] * torch.from_numpy(_smooth_gate(audible))[None, :, None]
+        gen = torch.Generator().manual_seed(0)
+        out = inst.model.render(f0_t, ctrl, generator=gen, reverb=False)[0].numpy()
+    if on_progress:
+        on_progress(1.0)
+    return out
 
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,47}$")
