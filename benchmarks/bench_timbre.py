@@ -29,10 +29,11 @@ TIMING_RUNS = 3
 # transfer (dry output) are made on these, never on the two SOURCES above that the bench reports.
 DEV_SPECS = (("voice_oohs", 53, 55, 79), ("clarinet", 71, 50, 84))
 DEV_SEED = 99
-# The pitch measure's tracker: pyin with the shortest frame librosa accepts as holding two periods
-# of fmin (642 samples, 40 ms). Its window decides how much a glide or vibrato is smeared: on sung phrases with known
-# f0 (tracker_accuracy) pyin misses about 7% of frames with the 2048-sample (128 ms) frame this
-# bench used before, about 2% with this one. The previous measure is still reported beside it.
+# The pitch measure's tracker: pyin with the shortest frame librosa accepts as holding two
+# periods of fmin (642 samples, 40 ms). The window decides how much a glide or vibrato is
+# smeared: on sung phrases with known f0 (tracker_accuracy) pyin misses 7.4% of frames with the
+# 2048-sample (128 ms) frame this bench used before, 1.7% with this one. The previous measure
+# is still reported beside it.
 PYIN_FMIN_HZ, PYIN_FMAX_HZ = 50.0, 1600.0
 PYIN_FRAME = 2 * math.ceil(SR / PYIN_FMIN_HZ) + 2  # librosa wants frame_length // 2 > sr / fmin
 PREVIOUS_PYIN_FRAME = 2048
