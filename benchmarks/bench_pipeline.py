@@ -65,16 +65,20 @@ def main() -> dict:
                              "peak_rss_mb": {k: round(v) for k, v in peaks.items()},
                              "rtf": report["real_time_factor"], "lufs": report["output"]["lufs"],
                              "true_peak_dbtp": report["output"]["true_peak_dbtp"],
-                             "cover_check": report.get("cover_check", {})})
+                             "cover_check": report.get("cover_check", {}),
+                             "transfer": {t["stem"]: t["instrument"] if t["status"] == "transferred" else t["status"]
+                                          for t in report.get("transfer", [])}})
     ok = [r for r in rows if "rtf" in r and r["run"] == "first"]
     summary = {"median_rtf_first_run": statistics.median(r["rtf"] for r in ok) if ok else None}
     lines = ["# Pipeline: `covergen make --to jazz`", "",
-             "RTF = wall seconds / audio seconds (lower is faster). Peak RSS per stage in MB.", "",
-             "| song | run | sep. | audio s | load | analyse | separate | transfer | mix | check | total | RTF | peak MB | LUFS | dBTP | check z |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "RTF = wall seconds / audio seconds (lower is faster). Peak RSS per stage in MB. Re-voiced: what "
+             "each stem the preset re-plays became (the instrument, or kept/muted when transfer refused it).", "",
+             "| song | run | sep. | audio s | load | analyse | separate | transfer | mix | check | total | RTF | peak MB "
+             "| LUFS | dBTP | check z | re-voiced |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['song']} | {r['run']} | error: {r['error']} |" + " |" * 13)
+            lines.append(f"| {r['song']} | {r['run']} | error: {r['error']} |" + " |" * 14)
             continue
         s = r["stages_s"]
         z = r["cover_check"].get("z")
@@ -82,7 +86,8 @@ def main() -> dict:
                      + " | ".join(f"{s.get(k, 0):.1f}" for k in ("load", "analyse", "separate", "transfer", "mix",
                                                                   "check", "total"))
                      + f" | {r['rtf']:.2f} | {max(r['peak_rss_mb'].values())} | {r['lufs']:.1f} | "
-                       f"{r['true_peak_dbtp']:.1f} | {z if z is None else round(z, 1)} |")
+                       f"{r['true_peak_dbtp']:.1f} | {z if z is None else round(z, 1)} | "
+                       + ", ".join(f"{stem} → {what}" for stem, what in r["transfer"].items()) + " |")
     lines += ["", f"Median RTF (first run): {summary['median_rtf_first_run']}", ""]
     write("pipeline", {"rows": rows, "summary": summary}, "\n".join(lines))
     PAIRS.write_text(json.dumps(pairs, indent=1))
