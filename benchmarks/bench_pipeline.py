@@ -72,7 +72,7 @@ def main() -> dict:
     summary = {"median_rtf_first_run": statistics.median(r["rtf"] for r in ok) if ok else None}
     lines = ["# Pipeline: `covergen make --to jazz`", "",
              "RTF = wall seconds / audio seconds (lower is faster). Peak RSS per stage in MB. Re-voiced: what "
-             "each stem the preset re-plays became (the instrument, or kept/muted when transfer refused it).", "",
+             "each stem the preset re-plays became (the instrument, or kept as separated when transfer refused it).", "",
              "| song | run | sep. | audio s | load | analyse | separate | transfer | mix | check | total | RTF | peak MB "
              "| LUFS | dBTP | check z | re-voiced |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
