@@ -190,18 +190,17 @@ def test_sung_phrase_keeps_its_true_pitch():
 
     Measured with pyin's 40 ms frame: its 128 ms default smears sung glides (bench/timbre.md, known f0).
     """
+    from benchmarks.bench_timbre import PYIN_FRAME, PYIN_HOP, _within_50_cents
     from benchmarks.sung_phrases import sung_phrase
 
     if "tenor_sax" not in _shipped():
         pytest.skip("needs the shipped tenor_sax model")
     y, f0, voiced = sung_phrase(100)
     out, info = timbre.transfer_stem(y, sample_rate=SR, instrument="tenor_sax")
-    f_out = _pyin_hz(out, SR, frame_length=642)
-    idx = np.minimum(np.arange(len(f_out)) * 256, len(y) - 1)
-    both = voiced[idx] & np.isfinite(f_out)
-    cents = 1200 * np.log2(f_out[both] / (f0[idx][both] * 2.0 ** info["octave_shift"]))
-    assert both.sum() > 0.9 * voiced[idx].sum()
-    within = np.mean(np.abs(cents) < 50)
+    f_out = _pyin_hz(out, SR, frame_length=PYIN_FRAME)
+    hits, both = _within_50_cents(f_out, f0 * 2.0 ** info["octave_shift"], voiced)
+    assert both > 0.9 * voiced[np.minimum(np.arange(len(f_out)) * PYIN_HOP, len(y) - 1)].sum()
+    within = hits / both
     assert within >= 0.95, f"only {within:.1%} of voiced frames within 50 cents of the true f0"
 
 
