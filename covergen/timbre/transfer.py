@@ -167,13 +167,15 @@ def _smooth_gate(mask: np.ndarray) -> np.ndarray:
 
 
 def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrument, octave="auto",
-                  force: bool = False, on_progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, dict]:
+                  force: bool = False, seed: int = 0,
+                  on_progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, dict]:
     """Re-play a monophonic stem y [shape=(channels, samples)] with `instrument`'s timbre.
 
     Returns (audio float32 with y's shape and sample rate, info) where info holds octave_shift,
     voiced_fraction, periodicity, harmonicity and f0_median_hz (of the input). `octave` is "auto"
     (median pitch nearest the centre of the instrument's training range) or whole octaves.
-    Raises TransferError when the stem is not one pitched line (unless force=True).
+    Raises TransferError when the stem is not one pitched line (unless force=True). `seed` seeds
+    the synth's noise: the same seed gives bit-identical audio.
     """
     y = np.asarray(y)
     if y.ndim not in (1, 2) or y.shape[-1] == 0:
@@ -225,7 +227,7 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
     info["octave_shift"] = shift
     f0_hz = np.clip(fx.f0_hz * 2.0 ** shift, 20.0, sr_model / 2 - 1).astype(np.float32)
     progress = None if on_progress is None else (lambda p: on_progress(0.1 + 0.8 * p))
-    out = synthesize(inst, f0_hz, fx.loudness_db, voiced, on_progress=progress)
+    out = synthesize(inst, f0_hz, fx.loudness_db, voiced, seed=seed, on_progress=progress)
     out = np.pad(out, (0, max(0, len(mono) - len(out))))
     out = resample(out.astype(np.float32), orig_sr=sr_model, target_sr=int(sample_rate))
     out = np.pad(out, (0, max(0, n_in - len(out))))[:n_in]
@@ -240,11 +242,12 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
 
 
 def synthesize(inst: Instrument, f0_hz: np.ndarray, loudness_db: np.ndarray, voiced: np.ndarray, *,
-               on_progress: Callable[[float], None] | None = None) -> np.ndarray:
+               seed: int = 0, on_progress: Callable[[float], None] | None = None) -> np.ndarray:
     """Dry DDSP audio [shape=(frames * hop,)] at the model's rate from frame-rate controls.
 
     f0_hz is already in the model's range; loudness_db is the input's (quantile-mapped here
     onto the training loudness); harmonics play only on voiced frames, noise on audible ones.
+    `seed` seeds the filtered noise (same seed, same audio).
     """
     sounding = feat.sounding(loudness_db)
     # Play quiet voiced notes and tails too (down to 50 dB under the loud frames): gating at the
@@ -263,7 +266,7 @@ def synthesize(inst: Instrument, f0_hz: np.ndarray, loudness_db: np.ndarray, voi
         ctrl = {k: torch.cat([p[k] for p in parts], dim=1) for k in parts[0]}
         ctrl["amplitude"] = ctrl["amplitude"] * torch.from_numpy(_smooth_gate(voiced & audible))[None]
         ctrl["noise_magnitudes"] = ctrl["noise_magnitudes"] * torch.from_numpy(_smooth_gate(audible))[None, :, None]
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator().manual_seed(int(seed))
         out = inst.model.render(f0_t, ctrl, generator=gen, reverb=False)[0].numpy()
     if on_progress:
         on_progress(1.0)
