@@ -15,15 +15,18 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .errors import AudioContentError, AudioLoadError, OutputError
+from . import __version__
+from .errors import AudioContentError, AudioLoadError, OutputError, OutputIsInputError
 
-__all__ = ["load", "save", "resample", "to_mono", "content_hash", "atomic_path",
-           "MIN_DURATION_S", "MAX_DURATION_S", "FORMATS"]
+__all__ = ["load", "save", "resample", "to_mono", "content_hash", "atomic_path", "same_file",
+           "check_output_not_input", "is_covergen_output", "SOFTWARE_TAG", "MIN_DURATION_S", "MAX_DURATION_S",
+           "FORMATS"]
 
 MIN_DURATION_S = 1.0
 MAX_DURATION_S = 20 * 60.0
 SILENCE_DBFS = -70.0
 FORMATS = {"wav": "WAV", "flac": "FLAC"}
+SOFTWARE_TAG = f"covergen {__version__}"  # written into every file `save` writes (WAV INFO ISFT, FLAC comment)
 
 
 def load(
@@ -131,6 +134,37 @@ def content_hash(y: np.ndarray, sample_rate: int) -> str:
     return h.hexdigest()
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """True when `a` and `b` name one file: the same path once symlinks are resolved, or the same
+    inode (st_dev and st_ino: a hard link, a bind mount, a case-insensitive file system)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop: fall through to the inode test
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): they cannot be one file
+        return False
+
+
+def check_output_not_input(outputs, inputs) -> None:
+    """Raise OutputIsInputError (a usage error, exit code 2) if any output path is one of the inputs.
+
+    outputs, inputs: paths (None entries are ignored). Every command that writes a file calls this
+    before any work, so `-o song.wav` on `song.wav`, or on a symlink or hard link to it, never
+    replaces the user's file.
+    """
+    inputs = [Path(p) for p in inputs if p is not None]
+    for out in (Path(p) for p in outputs if p is not None):
+        for inp in inputs:
+            if same_file(out, inp):
+                via = "" if out.absolute() == inp.absolute() else " (the same file through a link)"
+                raise OutputIsInputError(f"{out}: output is the input file {inp}{via}; writing it would destroy "
+                                         "the input, choose another output path")
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path):
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -166,7 +200,22 @@ def save(path: Path, y: np.ndarray, *, sample_rate: int, subtype: str | None = N
         subtype = "PCM_24"
     with atomic_path(path) as tmp:
         try:
-            sf.write(str(tmp), np.ascontiguousarray(y.T), sample_rate, format=fmt, subtype=subtype)
-        except OSError as err:
+            with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=y.shape[0], subtype=subtype,
+                              format=fmt) as fh:
+                fh.software = SOFTWARE_TAG  # marks covergen's own files: `batch` never covers them again
+                fh.write(np.ascontiguousarray(y.T))
+        except (OSError, sf.LibsndfileError) as err:
             raise OutputError(f"{path}: cannot write ({_short(err)})") from None
     return path
+
+
+def is_covergen_output(path: Path) -> bool:
+    """True for a file `save` wrote (its software tag starts with SOFTWARE_TAG's "covergen ").
+
+    Reads only the header and tags; a file that cannot be read is not covergen's.
+    """
+    try:
+        with sf.SoundFile(str(path)) as fh:
+            return fh.copy_metadata().get("software", "").startswith(SOFTWARE_TAG.split()[0] + " ")
+    except Exception:  # libsndfile's errors vary by format; unreadable means "not ours"
+        return False

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import pipeline
+from . import audio, pipeline
 from .errors import CovergenError
 
 __all__ = ["AUDIO_SUFFIXES", "Task", "Result", "find_songs", "plan", "cover_task", "run_local"]
@@ -47,11 +47,38 @@ class Result:
         return asdict(self)
 
 
-def find_songs(folder: Path, *, recursive: bool = False) -> list[Path]:
-    """Audio files (by suffix) in `folder`, sorted; hidden files and covergen temp files skipped."""
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in Path(folder).glob(pattern)
-                  if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def find_songs(folder: Path, *, recursive: bool = False, out_dir: Path | None = None) -> list[Path]:
+    """Audio files (by suffix) in `folder`, sorted, without anything covergen wrote.
+
+    Skipped: hidden files, covergen's temp files (`.part`), everything inside `out_dir` when it
+    lies inside `folder` (so a recursive run never covers the covers), and files covergen wrote
+    anywhere (tagged by `audio.save`: covers next to their songs, kept stems). Each kind of skip is
+    said once, as a warning.
+    """
+    folder = Path(folder)
+    root = folder.resolve()
+    out_root = Path(out_dir).resolve() if out_dir is not None else None
+    skip_out = out_root is not None and out_root != root and _inside(out_root, root)
+    songs, skipped_out, ours = [], 0, []
+    for p in Path(folder).glob("**/*" if recursive else "*"):
+        if (p.name.startswith(".") or ".part" in p.name or p.suffix.lower() not in AUDIO_SUFFIXES
+                or not p.is_file()):
+            continue
+        if skip_out and _inside(p.resolve().parent, out_root):
+            skipped_out += 1
+        elif p.suffix.lower() in (".wav", ".flac") and audio.is_covergen_output(p):
+            ours.append(p)
+        else:
+            songs.append(p)
+    if skip_out and (skipped_out or recursive):
+        log.warning("skipping the output folder %s: it lies inside %s (%d files there)", out_dir, folder, skipped_out)
+    if ours:
+        log.warning("skipping %d file%s covergen wrote (e.g. %s)", len(ours), "s" * (len(ours) > 1), ours[0])
+    return sorted(songs)
 
 
 def plan(folder: Path, out_dir: Path, *, genre: str, recursive: bool = False, skip_existing: bool = False,
@@ -59,12 +86,13 @@ def plan(folder: Path, out_dir: Path, *, genre: str, recursive: bool = False, sk
     """Tasks to run, and results for songs skipped because their output already exists."""
     genre_name = Path(genre).stem if genre.endswith(".toml") else genre
     tasks, skipped = [], []
-    for song in find_songs(folder, recursive=recursive):
+    for song in find_songs(folder, recursive=recursive, out_dir=out_dir):
         rel = song.relative_to(folder)
         output = Path(out_dir) / rel.parent / f"{song.stem}-{genre_name}.{fmt}"
         if skip_existing and output.is_file():
             skipped.append(Result(str(song), "skipped", str(output), 0.0))
             continue
+        audio.check_output_not_input([output], [song])  # e.g. a hard link in OUTDIR to a song: refuse before any work
         tasks.append(Task(str(song), str(output), genre, separator, seed))
     return tasks, skipped
 
@@ -75,7 +103,7 @@ def cover_task(task: Task) -> Result:
     try:
         out = Path(task.output)
         out.parent.mkdir(parents=True, exist_ok=True)
-        pipeline.check_writable(out)
+        pipeline.check_writable(out, inputs=[task.song])
         cover = pipeline.make_cover(Path(task.song), genre=task.genre, separator=task.separator, seed=task.seed)
         pipeline.write_cover(cover, out)
         return Result(task.song, "done", task.output, round(time.perf_counter() - t0, 3))

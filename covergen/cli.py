@@ -64,12 +64,12 @@ def _setup_logging(quiet: bool) -> None:
 
 @contextlib.contextmanager
 def _errors_to_exit():
-    """Turn a CovergenError into one line on stderr and exit code 1."""
+    """Turn a CovergenError into one line on stderr and its exit code (1; 2 for a usage error)."""
     try:
         yield
     except CovergenError as err:
         err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=1) from None
+        raise typer.Exit(code=err.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(code=130) from None
@@ -128,7 +128,8 @@ def make(
         if out is None:
             genre_name = Path(to).stem if to.endswith(".toml") else to
             out = Path(f"{song.stem}-{genre_name}.{fmt.value}")
-        pipeline.check_writable(out)
+        pipeline.check_writable(out, inputs=[song, profile, Path(to) if to.endswith(".toml") else None],
+                                 report=report, stems_dir=stems_dir)
         with _progress(quiet) as bar:
             task = bar.add_task("start", total=1.0)
             cover = pipeline.make_cover(
@@ -174,6 +175,7 @@ def transfer(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<instrument>.wav."),
     octave: str = typer.Option("auto", "--octave", help="Whole octaves to shift the melody: auto (into the instrument's range) or -4..4."),
     force: bool = typer.Option(False, "--force", help="Transfer even if the input does not look monophonic and pitched."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (noise synthesis), for reproducible output."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Re-play a monophonic recording with an instrument's timbre (DDSP), keeping its melody and dynamics.
@@ -193,7 +195,7 @@ def transfer(
         out = out or Path(f"{song.stem}-{instrument}.wav")
         with _progress(quiet) as bar:
             task = bar.add_task("transfer", total=1.0)
-            info = pipeline.transfer_file(song, out, instrument=instrument, octave=shift, force=force,
+            info = pipeline.transfer_file(song, out, instrument=instrument, octave=shift, force=force, seed=seed,
                                           on_progress=lambda f: bar.update(task, completed=f))
         if not quiet:
             err_console.print(f"wrote {out} ({instrument}, octave shift {info.get('octave_shift', 0):+d})",
@@ -243,7 +245,7 @@ def mix_cmd(
     with _errors_to_exit():
         genre_name = Path(to).stem if to.endswith(".toml") else to
         out = out or Path(f"{stems_dir.resolve().name}-{genre_name}.wav")
-        pipeline.check_writable(out)
+        pipeline.check_writable(out, inputs=pipeline.stems_folder_files(stems_dir), report=report)
         with _progress(quiet) as bar:
             task = bar.add_task("start", total=1.0)
             cover = pipeline.mix_stems(stems_dir, genre=to, seed=seed,

@@ -4,13 +4,18 @@ Bugs stay plain exceptions (with tracebacks); only `CovergenError`s are caught b
 """
 
 __all__ = [
-    "CovergenError", "AudioLoadError", "AudioContentError", "OutputError", "PresetError",
+    "CovergenError", "AudioLoadError", "AudioContentError", "OutputError", "OutputIsInputError", "PresetError",
     "ModelError", "SeparationError", "TransferError", "CoverCheckError", "GenreError", "ClusterError",
 ]
 
 
 class CovergenError(Exception):
-    """Base class for failures caused by input, configuration or environment."""
+    """Base class for failures caused by input, configuration or environment.
+
+    `exit_code` is what the CLI exits with: 1 for bad input or environment, 2 for a usage error.
+    """
+
+    exit_code = 1
 
 
 class AudioLoadError(CovergenError):
@@ -23,6 +28,15 @@ class AudioContentError(CovergenError):
 
 class OutputError(CovergenError):
     """The output path cannot be written."""
+
+
+class OutputIsInputError(OutputError):
+    """An output path is one of the command's inputs (same path, a symlink or a hard link to it).
+
+    A usage error (exit code 2): writing there would destroy the user's file.
+    """
+
+    exit_code = 2
 
 
 class PresetError(CovergenError):

@@ -20,7 +20,8 @@ import numpy as np
 from . import __version__, audio, mix, presets, registry, separate
 from .errors import AudioContentError, AudioLoadError, CoverCheckError, OutputError, TransferError
 
-__all__ = ["Cover", "make_cover", "write_cover", "mix_stems", "read_stems_folder", "transfer_file",
+__all__ = ["Cover", "make_cover", "write_cover", "mix_stems", "read_stems_folder", "stems_folder_files",
+           "transfer_file",
            "check_writable", "separate_song", "list_presets", "preset_text", "doctor", "MIN_PULSE",
            "SILENT_STEM_DBFS", "STEMS_FACTS"]
 
@@ -45,6 +46,7 @@ class Cover:
     separated: dict[str, np.ndarray] = field(default_factory=dict)
     transferred: dict[str, np.ndarray] = field(default_factory=dict)
     work_rate: int = separate.SAMPLE_RATE
+    inputs: tuple[Path, ...] = ()  # the files it was made from: `write_cover` never writes over them
 
 
 @contextlib.contextmanager
@@ -94,11 +96,20 @@ def _model_facts(name: str) -> dict:
             "source": entry.source, "license": entry.license}
 
 
+def _stem_seed(seed: int, stem: str) -> int:
+    """One seed per stem from the run's seed: the vocal and bass noise are not one sequence twice."""
+    import zlib
+
+    return int(np.random.SeedSequence([seed, zlib.crc32(stem.encode())]).generate_state(1)[0])
+
+
 def _transfer(stems: dict[str, np.ndarray], preset: presets.GenrePreset, sample_rate: int,
-              report: dict, progress, done: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+              report: dict, progress, done: dict[str, np.ndarray] | None = None, *,
+              seed: int = 0) -> dict[str, np.ndarray]:
     """Timbre-transfer the stems the preset asks for; refused or silent stems are kept as they are.
 
     `done` holds stems already transferred to the right instrument (from a kept stems folder).
+    `seed` (the run's --seed) seeds each stem's synth noise.
     """
     from . import timbre
 
@@ -114,7 +125,8 @@ def _transfer(stems: dict[str, np.ndarray], preset: presets.GenrePreset, sample_
         else:
             model = timbre.load_instrument(instrument)
             try:
-                y, info = timbre.transfer_stem(stems[stem], sample_rate=sample_rate, instrument=model)
+                y, info = timbre.transfer_stem(stems[stem], sample_rate=sample_rate, instrument=model,
+                                               seed=_stem_seed(seed, stem))
                 out[stem] = y
                 entry.update(status="transferred", **info)
             except TransferError as err:
@@ -196,7 +208,7 @@ def make_cover(
                                             use_cache=use_cache, on_progress=progress)
         report["separation"] = sep_info
     with _stage(report, "transfer", on_progress) as progress:
-        transferred = _transfer(stems, preset, rate, report, progress)
+        transferred = _transfer(stems, preset, rate, report, progress, seed=seed)
     with _stage(report, "mix", on_progress):
         out, facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
                                 output_sample_rate=sr_in)
@@ -210,7 +222,7 @@ def make_cover(
     report["output"] = _output_facts(out, sr_in)
     report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
     return Cover(audio=out, sample_rate=sr_in, report=report, separated=stems, transferred=transferred,
-                 work_rate=rate)
+                 work_rate=rate, inputs=(Path(song),))
 
 
 def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
@@ -219,6 +231,7 @@ def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
     out = Path(out)
     if out.exists() and out.is_dir():
         raise OutputError(f"{out}: is a folder; give a file name like song-jazz.wav")
+    audio.check_output_not_input([out, report_path, *_stems_dir_outputs(stems_dir)], cover.inputs)
     if stems_dir is not None:
         stems_dir = Path(stems_dir)
         separate.save_stems(cover.separated, stems_dir / "separated", sample_rate=cover.work_rate)
@@ -236,24 +249,44 @@ def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
             tmp.write_text(json.dumps(cover.report, indent=2, default=float))
 
 
-def check_writable(out: Path) -> None:
-    """Fail before any work if `out` cannot be written (missing or read-only folder, a folder name)."""
+def check_writable(out: Path, *, inputs=(), report: Path | None = None, stems_dir: Path | None = None) -> None:
+    """Fail before any work if `out` cannot be written (missing or read-only folder, a folder name),
+    or if `out`, `report` or a file `write_cover` would put in `stems_dir` is one of `inputs`
+    (OutputIsInputError, a usage error)."""
     out = Path(out)
+    audio.check_output_not_input([out, report, *_stems_dir_outputs(stems_dir)], inputs)
     if out.is_dir():
         raise OutputError(f"{out}: is a folder; give a file name like song-jazz.wav")
     if out.suffix.lower() not in (".wav", ".flac"):
         raise OutputError(f"{out}: unsupported output format {out.suffix or '(none)'}; use .wav or .flac")
+    if stems_dir is not None and Path(stems_dir).exists() and not Path(stems_dir).is_dir():
+        raise OutputError(f"{stems_dir}: --stems-dir is a file; give a folder")
     check_writable_file(out)
+
+
+def _stems_dir_outputs(stems_dir: Path | None) -> list[Path]:
+    """Every path `write_cover` writes under `stems_dir` (none without one)."""
+    if stems_dir is None:
+        return []
+    root = Path(stems_dir)
+    return [root, root / STEMS_FACTS] + [root / sub / f"{name}.wav" for sub in ("separated", "transferred")
+                                         for name in separate.STEMS]
 
 
 def separate_song(song: Path, out_root: Path, *, separator: str = "auto", demucs_repo: Path | None = None,
                   on_progress: Callable[[float], None] | None = None) -> tuple[Path, dict]:
     """`covergen separate`: write stems to OUT/<separator>/<track>/<stem>.wav (the demucs CLI layout)."""
+    def stem_paths(names) -> list[Path]:
+        return [Path(out_root) / name / Path(song).stem / f"{s}.wav" for name in names for s in separate.STEMS]
+
+    candidates = ["htdemucs", "embedded", "unmix"] if separator == "auto" else [separator]
+    audio.check_output_not_input(stem_paths(candidates), [song])
     y, sr = audio.load(song)
     y = _stereo_at_work_rate(y, sr)
     stems, info = separate.separate(y, sample_rate=separate.SAMPLE_RATE, separator=separator,
                                     demucs_repo=demucs_repo, on_progress=on_progress)
     folder = Path(out_root) / info["separator"] / Path(song).stem
+    audio.check_output_not_input(stem_paths([info["separator"]]), [song])
     try:
         separate.save_stems(stems, folder, sample_rate=separate.SAMPLE_RATE)
     except PermissionError:
@@ -332,6 +365,13 @@ def _find_stem_folder(root: Path) -> Path:
     raise AudioLoadError(f"{root}: no stem files named vocals/drums/bass/other (or guitar/piano) .wav/.flac")
 
 
+def stems_folder_files(root: Path) -> list[Path]:
+    """The files `read_stems_folder(root)` reads: stem audio, kept transferred stems, the facts file."""
+    root = Path(root)
+    files = [f for found in _stem_files(_find_stem_folder(root)).values() for f in found]
+    return files + [root / STEMS_FACTS] + [root / "transferred" / f"{name}.wav" for name in separate.STEMS]
+
+
 def read_stems_folder(root: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict, list[str]]:
     """Load a stems folder at covergen's working rate.
 
@@ -395,7 +435,7 @@ def mix_stems(stems_dir: Path, *, genre: str, seed: int = 0, on_progress: Progre
     reusable = {k: v for k, v in transferred.items()
                 if facts.get("transferred", {}).get(k) == preset.stems[k].instrument}
     with _stage(report, "transfer", on_progress) as progress:
-        transferred = _transfer(stems, preset, rate, report, progress, done=reusable)
+        transferred = _transfer(stems, preset, rate, report, progress, done=reusable, seed=seed)
     out_rate = int(facts.get("output_sample_rate") or rate)
     with _stage(report, "mix", on_progress):
         out, mix_facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
@@ -404,20 +444,20 @@ def mix_stems(stems_dir: Path, *, genre: str, seed: int = 0, on_progress: Progre
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
     report["output"] = _output_facts(out, out_rate)
     return Cover(audio=out, sample_rate=out_rate, report=report, separated=stems, transferred=transferred,
-                 work_rate=rate)
+                 work_rate=rate, inputs=tuple(stems_folder_files(Path(stems_dir))))
 
 
 def transfer_file(song: Path, out: Path, *, instrument: str, octave: str | int = "auto",
-                  force: bool = False, on_progress: Callable[[float], None] | None = None) -> dict:
+                  force: bool = False, seed: int = 0, on_progress: Callable[[float], None] | None = None) -> dict:
     """`covergen transfer`: re-play a monophonic recording with an instrument; output at the input's rate."""
     from . import timbre
 
-    check_writable(out)
+    check_writable(out, inputs=[song])
     y, sr = audio.load(song)
     model = timbre.load_instrument(instrument)
     try:
         y_out, info = timbre.transfer_stem(y, sample_rate=sr, instrument=model, octave=octave, force=force,
-                                           on_progress=on_progress)
+                                           seed=seed, on_progress=on_progress)
     except TransferError as err:
         raise TransferError(f"{song}: {err}") from None
     audio.save(out, y_out, sample_rate=sr)
