@@ -256,6 +256,46 @@ def mix_cmd(
                               f"{cover.report['output']['lufs']:.1f} LUFS)", highlight=False)
 
 
+@app.command()
+def arrange(
+    song: Path = typer.Argument(..., help="A song (wav, flac, ogg, mp3: analysed first) or a lead sheet .json."),
+    to: str = typer.Option(..., "--to", "-t", help="Genre preset name or preset .toml file; its [band] table names the style."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file (.wav or .flac). Default: <song>-<genre>-band.wav."),
+    midi: Optional[Path] = typer.Option(None, "--midi", help="Also write the band's MIDI here (one track per part, the song's bars)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report: key, tempo, meter, chord chart, style, parts."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (pattern choices, humanisation)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Play the song's chords on its own beat grid with a new band in the genre's style (no melody).
+
+    Drums, bass and comping (and a pad or strings where the style has them) follow the lead sheet's
+    meter, chords and phrases, at the preset's tempo; each part is rendered with FluidSynth and mixed.
+    """
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        genre_name = Path(to).stem if to.endswith(".toml") else to
+        out = out or Path(f"{song.stem}-{genre_name}-band.wav")
+        if report is not None:
+            pipeline.check_writable_file(report)
+        with _progress(quiet) as bar:
+            task = bar.add_task("start", total=1.0)
+            result = pipeline.arrange_file(song, out, genre=to, midi_out=midi, seed=seed,
+                                           on_progress=lambda st, f: bar.update(task, description=st, completed=f))
+        if report is not None:
+            report.write_text(json.dumps(result, indent=2, default=float))
+        if not quiet:
+            sheet, band = result["lead_sheet"], result["band"]
+            err_console.print(f"key {sheet['key']}, {sheet['tempo_bpm']:.1f} BPM -> {band['tempo_bpm']:.1f} BPM, "
+                              f"{sheet['meter']}, style {band['style']} (swing {band['swing_ratio']:.2f})",
+                              highlight=False)
+            err_console.print(sheet["chart"], highlight=False, markup=False)
+            err_console.print(f"wrote {out}" + (f" and {midi}" if midi else "")
+                              + f" ({result['output']['duration_s']:.1f} s, {result['stages_s']['total']:.1f} s)",
+                              highlight=False)
+
+
 class Method(str, Enum):
     twodftm = "2dftm"
     qmax = "qmax"

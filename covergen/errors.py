@@ -6,6 +6,7 @@ Bugs stay plain exceptions (with tracebacks); only `CovergenError`s are caught b
 __all__ = [
     "CovergenError", "AudioLoadError", "AudioContentError", "OutputError", "OutputIsInputError", "PresetError",
     "ModelError", "SeparationError", "TransferError", "CoverCheckError", "GenreError", "ClusterError",
+    "SynthError",
 ]
 
 
@@ -65,3 +66,7 @@ class GenreError(CovergenError):
 
 class ClusterError(CovergenError):
     """`batch --cluster` cannot run: dask missing, scheduler unreachable, workers unfit."""
+
+
+class SynthError(CovergenError):
+    """The band cannot be rendered: fluidsynth or a General MIDI SoundFont is not installed."""

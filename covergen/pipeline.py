@@ -21,7 +21,7 @@ from . import __version__, audio, mix, presets, registry, separate
 from .errors import AudioContentError, AudioLoadError, CoverCheckError, OutputError, TransferError
 
 __all__ = ["Cover", "make_cover", "write_cover", "mix_stems", "read_stems_folder", "stems_folder_files",
-           "transfer_file",
+           "transfer_file", "arrange_file", "read_lead_sheet",
            "check_writable", "separate_song", "list_presets", "preset_text", "doctor", "MIN_PULSE",
            "SILENT_STEM_DBFS", "STEMS_FACTS"]
 
@@ -314,7 +314,7 @@ def doctor() -> dict:
     """What is available and from where: separators, instrument models, SoundFonts, tools."""
     import shutil
 
-    from .training.render import find_soundfont
+    from .arrange.render import find_soundfont
 
     facts: dict = {"covergen": {"version": __version__, "python": platform.python_version(),
                                 "models folder": str(registry.models_dir()),
@@ -462,6 +462,76 @@ def transfer_file(song: Path, out: Path, *, instrument: str, octave: str | int =
         raise TransferError(f"{song}: {err}") from None
     audio.save(out, y_out, sample_rate=sr)
     return {"input": str(song), "output": str(out), "instrument": instrument, "sample_rate": sr, **info}
+
+
+def read_lead_sheet(path: Path):
+    """A lead sheet .json (`covergen-leadsheet-1`); a missing or malformed file is an AudioLoadError."""
+    from .leadsheet import LeadSheet
+
+    try:
+        return LeadSheet.from_json(Path(path).read_text())
+    except FileNotFoundError:
+        raise AudioLoadError(f"{path}: no such file") from None
+    except (ValueError, TypeError, KeyError) as err:  # json.JSONDecodeError is a ValueError
+        raise AudioLoadError(f"{path}: not a covergen lead sheet ({str(err).splitlines()[0]})") from None
+
+
+def arrange_file(song: Path, out: Path, *, genre: str, midi_out: Path | None = None, seed: int = 0,
+                 on_progress: ProgressFn | None = None) -> dict:
+    """`covergen arrange`: the band alone, in the preset's style on the song's grid and chords, at the
+    preset's tempo. `song` is audio (analysed first) or a lead sheet .json. Writes `out` (at the
+    song's sample rate, 44.1 kHz for a lead sheet, at the style's loudness, true-peak limited) and
+    the band's MIDI (one track per part) to `midi_out`. Returns the report: key, tempo, meter, chord
+    chart, style, what each part played, stage times."""
+    from . import arrange
+
+    preset = presets.load(genre)
+    if preset.band is None:
+        from .errors import PresetError
+
+        raise PresetError(f"{preset.source}: no [band] table; add [band] with style = \"jazz\" (or another "
+                          "style) to arrange")
+    check_writable(out, inputs=[song, Path(genre) if str(genre).endswith(".toml") else None])
+    if midi_out is not None:
+        audio.check_output_not_input([midi_out, out if Path(midi_out) == Path(out) else None], [song, out])
+        check_writable_file(Path(midi_out))
+    report: dict = {"covergen_version": __version__, "seed": seed, "stages_s": {},
+                    "preset": {"name": preset.name, "source": preset.source, "tempo_change_bpm": preset.tempo_change_bpm}}
+    t_start = time.perf_counter()
+    with _stage(report, "analyse", on_progress):
+        if Path(song).suffix.lower() == ".json":
+            sheet, sample_rate = read_lead_sheet(song), 44100
+        else:
+            from . import analysis
+
+            y, sample_rate = audio.load(song)
+            sheet = analysis.analyse(y, sample_rate=sample_rate)
+    if len(sheet.beats_s) < 2:
+        raise AudioContentError(f"{song}: fewer than two beats; nothing to arrange on")
+    tempo = sheet.tempo_bpm
+    ratio = (tempo + preset.tempo_change_bpm) / tempo if preset.tempo_change_bpm and tempo else 1.0
+    if ratio <= 0.2:
+        raise AudioContentError(f"{song}: the preset's tempo change ({preset.tempo_change_bpm:+g} BPM) leaves "
+                                f"{tempo + preset.tempo_change_bpm:.0f} BPM from {tempo:.0f}")
+    style = preset.band.resolved
+    with _stage(report, "arrange", on_progress):
+        band, events, facts = arrange.arrange(sheet, style, seed=seed, tempo_ratio=ratio, sample_rate=sample_rate)
+        band = mix.normalize_loudness(band, sample_rate=sample_rate, target_lufs=style.master.target_lufs,
+                                      true_peak_ceiling_dbtp=style.master.true_peak_dbtp)
+    audio.save(out, band, sample_rate=sample_rate)
+    if midi_out is not None:
+        midi = arrange.to_midi(events, arrange.stretched_grid(sheet, ratio), style=style,
+                               beats_per_bar=sheet.beats_per_bar,
+                               first_downbeat=sheet.downbeats[0] if sheet.downbeats else 0)
+        with audio.atomic_path(Path(midi_out)) as tmp:
+            midi.write(str(tmp))
+    report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
+    report["lead_sheet"] = {"path": str(song), "key": sheet.key, "tempo_bpm": round(tempo, 2),
+                            "meter": f"{sheet.beats_per_bar}/4", "bars": len(sheet.bars()), "chart": sheet.chart()}
+    report["band"] = {"style": style.name, "style_source": style.source, "description": style.description, **facts}
+    report["output"] = {"path": str(out), **({"midi": str(midi_out)} if midi_out else {}),
+                        **_output_facts(band, sample_rate)}
+    return report
 
 
 def list_instruments() -> list[dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import PresetError
 
-__all__ = ["EqBand", "CompressorSettings", "StemPreset", "MasterPreset", "GenrePreset",
+__all__ = ["EqBand", "CompressorSettings", "StemPreset", "MasterPreset", "GenrePreset", "BandPreset",
            "STEMS", "presets_dir", "available", "load", "load_file"]
 
 STEMS = ("vocals", "drums", "bass", "other")
@@ -104,6 +104,34 @@ class MasterPreset:
 
 
 @dataclass(frozen=True)
+class BandPreset:
+    """The arranger's band: a style (`presets/styles/<name>.toml` or a .toml path next to the preset)
+    and per-part instrument overrides (General MIDI names). `resolved` is the loaded, checked style."""
+    style: str
+    instruments: dict = field(default_factory=dict)
+    resolved: object = field(default=None, repr=False, compare=False)
+
+
+def _band(table, where: str, file: Path) -> BandPreset:
+    from .arrange.styles import load_style
+
+    if not isinstance(table, dict):
+        raise PresetError(f"{where}: expected a table like [band] style = \"jazz\"")
+    unknown = sorted(set(table) - {"style", "instruments"})
+    if unknown:
+        raise PresetError(f"{where}: unknown key {unknown[0]!r} (known: instruments, style)")
+    style = table.get("style")
+    if not isinstance(style, str) or not style:
+        raise PresetError(f"{where}.style: expected a style name or .toml path, got {style!r}")
+    instruments = table.get("instruments", {})
+    if not isinstance(instruments, dict):
+        raise PresetError(f"{where}.instruments: expected a table like {{ bass = \"Acoustic Bass\" }}")
+    resolved = load_style(style, relative_to=file, where=f"{where}.style")
+    resolved = resolved.with_instruments(instruments, f"{where}.instruments") if instruments else resolved
+    return BandPreset(style=style, instruments=dict(instruments), resolved=resolved)
+
+
+@dataclass(frozen=True)
 class GenrePreset:
     name: str
     description: str
@@ -112,6 +140,7 @@ class GenrePreset:
     tempo_change_bpm: float = 0.0
     genre_label: str | None = None
     source: str = ""
+    band: BandPreset | None = None  # the arranger's style and instruments (`[band]`)
 
     def __post_init__(self):
         _check(-60.0 <= self.tempo_change_bpm <= 60.0, self.source or self.name,
@@ -171,7 +200,7 @@ def load_file(file: Path) -> GenrePreset:
     except tomllib.TOMLDecodeError as err:
         raise PresetError(f"{file}: invalid TOML ({err})") from None
     where = file.name
-    top_keys = {"name", "description", "tempo_change_bpm", "genre_label", "stems", "master"}
+    top_keys = {"name", "description", "tempo_change_bpm", "genre_label", "stems", "master", "band"}
     unknown = sorted(set(table) - top_keys)
     if unknown:
         raise PresetError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(top_keys))})")
@@ -188,7 +217,8 @@ def load_file(file: Path) -> GenrePreset:
     if isinstance(tempo, bool) or not isinstance(tempo, int | float):
         raise PresetError(f"{where}: tempo_change_bpm: expected a number, got {tempo!r}")
     return GenrePreset(name=str(table.get("name", file.stem)), description=str(table.get("description", "")),
-                       stems=stems, master=master, tempo_change_bpm=float(tempo), genre_label=label, source=where)
+                       stems=stems, master=master, tempo_change_bpm=float(tempo), genre_label=label, source=where,
+                       band=_band(table["band"], f"{where}: band", file) if "band" in table else None)
 
 
 def load(name_or_file: str | Path) -> GenrePreset:

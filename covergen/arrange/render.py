@@ -1,0 +1,237 @@
+"""From events in beats to a mixed band: MIDI on the song's grid, FluidSynth per part, per-part mix, master.
+
+`to_midi` is the one place beats become seconds (`leadsheet.beat_to_seconds` on the possibly
+stretched grid), with a tempo map that follows the beats so a DAW shows the song's bars.
+`render_midi` runs the FluidSynth CLI. Its `-F` mode renders until every voice is silent, so a
+stuck note renders forever (one once wrote 52 GB): every note gets a minimum length, every channel
+ends with all-notes-off, and the process has a hard timeout and an output-size cap.
+`render_band` renders each part alone (in parallel processes), so each gets its own EQ,
+compression, drive, room and place in the stereo field (the style's `mix` tables, with
+`mix.build_stem_board`), then the style's master chain, tape and vinyl character, and loudness.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SynthError
+from ..leadsheet import LeadSheet, beat_to_seconds, midi_on_grid
+from .score import Event
+from .styles import Style
+
+__all__ = ["find_soundfont", "render_midi", "to_midi", "render_band", "MIN_NOTE_S", "SOUNDFONTS"]
+
+log = logging.getLogger(__name__)
+
+MIN_NOTE_S = 0.03
+_TAIL_S = 1.5
+# sf2 first: MuseScore General's .sf3 holds compressed samples and renders 4-9x slower
+SOUNDFONTS = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/MuseScore_General.sf2",
+    "/usr/share/sounds/sf3/MuseScore_General.sf3",
+)
+
+
+def find_soundfont() -> Path | None:
+    """The first General MIDI SoundFont installed from Debian, or None."""
+    for candidate in SOUNDFONTS:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def _sanitise(midi) -> float:
+    """Drop zero-length notes, clamp velocities, add all-notes-off. Returns end time in s."""
+    import pretty_midi
+
+    end_s = 0.0
+    for inst in midi.instruments:
+        for note in inst.notes:
+            note.start = max(0.0, note.start)
+            if note.end - note.start < MIN_NOTE_S:
+                note.end = note.start + MIN_NOTE_S
+            note.velocity = int(np.clip(note.velocity, 1, 127))
+            note.pitch = int(np.clip(note.pitch, 0, 127))
+        if inst.notes:
+            end_s = max(end_s, max(n.end for n in inst.notes))
+    for inst in midi.instruments:
+        for cc in (64, 120, 123):  # sustain off, all sound off, all notes off
+            inst.control_changes.append(pretty_midi.ControlChange(cc, 0, end_s + 0.05))
+    return end_s
+
+
+def render_midi(midi, *, sample_rate: int = 44100, soundfont: Path | None = None, gain: float = 0.5) -> np.ndarray:
+    """Render a pretty_midi.PrettyMIDI to float32 audio [shape=(2, samples)] at `sample_rate`.
+
+    The result is cut to the last note end plus a short release tail. Missing fluidsynth or
+    SoundFont raise SynthError naming the Debian package.
+    """
+    import soundfile as sf
+
+    if shutil.which("fluidsynth") is None:
+        raise SynthError("fluidsynth is not installed: apt-get install fluidsynth (or run `make install` as root)")
+    soundfont = soundfont or find_soundfont()
+    if soundfont is None or not Path(soundfont).is_file():
+        raise SynthError(f"no General MIDI SoundFont{' at ' + str(soundfont) if soundfont else ''}: "
+                         "apt-get install fluid-soundfont-gm (or musescore-general-soundfont)")
+    end_s = _sanitise(midi)
+    max_samples = int((end_s + _TAIL_S) * sample_rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        mid_path, wav_path = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
+        midi.write(str(mid_path))
+        cmd = ["fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(sample_rate),
+               "-o", "synth.reverb.active=0", "-o", "synth.chorus.active=0",
+               "-o", "synth.dynamic-sample-loading=1",  # load only the samples used: 3x faster on .sf3
+               "-F", str(wav_path), "-T", "wav", "-O", "float", str(soundfont), str(mid_path)]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=60 + 4 * end_s)
+        size_cap = max_samples * 2 * 4 * 4 + 1_000_000
+        if wav_path.stat().st_size > size_cap:
+            raise RuntimeError(f"fluidsynth wrote {wav_path.stat().st_size} bytes, expected < {size_cap}")
+        y, sr = sf.read(wav_path, dtype="float32", always_2d=True)
+    assert sr == sample_rate, (sr, sample_rate)
+    return np.ascontiguousarray(y[:max_samples].T)
+
+
+def _grid(grid: LeadSheet | np.ndarray | list[float]) -> tuple[np.ndarray, int, int]:
+    if isinstance(grid, LeadSheet):
+        return np.asarray(grid.beats_s, float), grid.beats_per_bar, (grid.downbeats[0] if grid.downbeats else 0)
+    return np.asarray(grid, float), 4, 0
+
+
+def _programs(style: Style, beat_times_s: np.ndarray) -> dict[str, int]:
+    """Each part's program; drums change to the slow kit (brushes) under the style's slow tempo."""
+    tempo_bpm = 60.0 / float(np.median(np.diff(beat_times_s)))
+    return {p.name: p.slow_program if p.is_drums and p.slow_program is not None and tempo_bpm < style.slow_below_bpm
+            else p.program for p in style.parts}
+
+
+def to_midi(events: list[Event], grid: LeadSheet | np.ndarray | list[float], *, style: Style,
+            beats_per_bar: int | None = None, first_downbeat: int | None = None):
+    """A pretty_midi.PrettyMIDI with one track per part, the events placed on `grid`.
+
+    `grid` is a LeadSheet (its beats, meter and first downbeat) or beat times in seconds, e.g.
+    the lead sheet's beats divided by the cover's tempo ratio (the stretched grid). Beat b of an
+    event sounds at `beat_to_seconds(b, grid)`.
+    """
+    import pretty_midi
+
+    beats, bpb, first = _grid(grid)
+    bpb = beats_per_bar or bpb
+    first = first if first_downbeat is None else first_downbeat
+    midi = midi_on_grid(beats, beats_per_bar=bpb, first_downbeat=first)
+    programs = _programs(style, beats)
+    tracks = {p.name: pretty_midi.Instrument(program=programs[p.name], is_drum=p.is_drums, name=p.name)
+              for p in style.parts}
+    if events:
+        starts = beat_to_seconds(np.array([e.beat for e in events]), beats)
+        ends = beat_to_seconds(np.array([e.beat + e.length_beats for e in events]), beats)
+        for e, start, end in zip(events, starts.tolist(), ends.tolist()):
+            start = max(0.0, start)
+            tracks[e.part].notes.append(pretty_midi.Note(e.velocity, e.pitch, start, max(end, start + MIN_NOTE_S)))
+    midi.instruments = list(tracks.values())
+    return midi
+
+
+def _pan(y: np.ndarray, pan: float) -> np.ndarray:
+    """Constant-power balance; pan -1 is hard left, +1 hard right (as the cover's stem mix)."""
+    angle = (pan + 1) * np.pi / 4
+    return (y * (np.array([[np.cos(angle)], [np.sin(angle)]]) * np.sqrt(2))).astype(np.float32)
+
+
+def _character(y: np.ndarray, sample_rate: int, character: dict[str, float], level_db: float,
+               rng: np.random.Generator) -> np.ndarray:
+    """Tape drive, tape hiss and vinyl crackle; noise levels are dB under the music's loudness."""
+    import pedalboard as pb
+
+    if character.get("tape_drive_db", 0) > 0:
+        y = pb.Distortion(drive_db=character["tape_drive_db"])(y, sample_rate)
+    n = y.shape[1]
+    if "tape_hiss_db" in character:
+        hiss = rng.normal(0.0, 1.0, size=(2, n)).astype(np.float32)
+        hiss = pb.Pedalboard([pb.HighpassFilter(2000), pb.LowpassFilter(9000)])(hiss, sample_rate)
+        hiss *= 10 ** ((level_db + character["tape_hiss_db"]) / 20) / (np.sqrt(np.mean(hiss ** 2)) + 1e-12)
+        y = y + hiss
+    if "vinyl_crackle_db" in character:
+        crackle = np.zeros((2, n), np.float32)
+        clicks = rng.random(n) < 12.0 / sample_rate  # about 12 clicks a second
+        amplitude = rng.pareto(3.0, clicks.sum()).astype(np.float32) * rng.choice([-1, 1], clicks.sum())
+        crackle[:, clicks] = amplitude
+        crackle = pb.Pedalboard([pb.HighpassFilter(1500), pb.LowpassFilter(6000)])(crackle, sample_rate)
+        rms = np.sqrt(np.mean(crackle ** 2)) + 1e-12
+        y = y + crackle * 10 ** ((level_db + character["vinyl_crackle_db"]) / 20) / rms
+    return y.astype(np.float32)
+
+
+def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float], *, style: Style,
+                sample_rate: int = 44100, soundfont: Path | None = None, seed: int = 0,
+                duration_s: float | None = None, normalize: bool = False) -> tuple[np.ndarray, dict]:
+    """The band as stereo float32 [shape=(2, samples)]: each part rendered alone with FluidSynth,
+    mixed with its `mix` settings (its `reverb_wet` is a send to one shared room), summed, mastered
+    with the style's chain and character, and gained to the style's `target_lufs`; with
+    `normalize=True` also true-peak limited (`mix.normalize_loudness`), for a file of the band
+    alone. `duration_s` pads or cuts the result (e.g. to the song's length).
+
+    Returns (audio, facts: soundfont, per-part render seconds, programs, loudness).
+    """
+    from .. import mix
+
+    soundfont = soundfont or find_soundfont()
+    midi = to_midi(events, grid, style=style)
+    parts = [inst for inst in midi.instruments if inst.notes]
+    t0 = time.perf_counter()
+
+    def one(inst):
+        single = copy.copy(midi)  # shares the tempo map
+        single.instruments = [inst]
+        t = time.perf_counter()
+        y = render_midi(single, sample_rate=sample_rate, soundfont=soundfont)
+        return inst.name, y, time.perf_counter() - t
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        rendered = list(pool.map(one, parts))
+    n = int(round(duration_s * sample_rate)) if duration_s else max((y.shape[1] for _, y, _ in rendered), default=0)
+    bus = np.zeros((2, n), np.float32)
+    room = np.zeros((2, n), np.float32)  # one shared room: each part's reverb_wet is its send level
+    for name, y, _ in rendered:
+        part = style.part(name)
+        y = y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])))
+        y = _pan(mix.build_stem_board(replace(part.mix, reverb_wet=0.0))(np.ascontiguousarray(y), sample_rate),
+                 part.mix.pan)
+        bus += y
+        send = part.mix.reverb_wet + style.master.reverb_wet
+        if send > 0:
+            room += send * y
+    if n and room.any():
+        import pedalboard as pb
+
+        bus += pb.Reverb(room_size=style.master.reverb_room_size, wet_level=1.0, dry_level=0.0, damping=0.5,
+                         width=1.0)(room, sample_rate)
+    bus = mix.build_master_board(replace(style.master, reverb_wet=0.0))(bus, sample_rate)
+    lufs = mix.integrated_lufs(bus, sample_rate=sample_rate) if n else -np.inf
+    if style.character and np.isfinite(lufs):
+        bus = _character(bus, sample_rate, style.character, lufs, np.random.default_rng(seed))
+    if normalize and n:
+        out = mix.normalize_loudness(bus, sample_rate=sample_rate, target_lufs=style.master.target_lufs,
+                                     true_peak_ceiling_dbtp=style.master.true_peak_dbtp)
+    elif np.isfinite(lufs):  # a plain gain to the style's loudness; the cover's master limits the peaks
+        out = (bus * 10 ** ((style.master.target_lufs - lufs) / 20)).astype(np.float32)
+    else:
+        out = bus
+    facts = {"style": style.name, "soundfont": str(soundfont), "sample_rate": sample_rate,
+             "parts": {name: {"program": next(i.program for i in parts if i.name == name),
+                              "notes": sum(e.part == name for e in events), "render_s": round(dt, 3)}
+                       for name, _, dt in rendered},
+             "render_s": round(time.perf_counter() - t0, 3), "duration_s": round(n / sample_rate, 3),
+             "lufs": round(style.master.target_lufs, 2) if np.isfinite(lufs) else None}
+    return out, facts
