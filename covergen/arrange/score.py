@@ -259,15 +259,16 @@ def score(lead_sheet: LeadSheet, style: Style, *, seed: int, tempo_ratio: float 
     sees (swing ratio, brushes) and the length of a millisecond in beats. `humanise=False` gives the
     swung grid alone (for tests and for reading the score).
     """
-    rng = np.random.default_rng(seed)
+    # two streams: choices (patterns, walking notes) and humanisation, so the unhumanised score has
+    # exactly the humanised one's notes
+    rng, jitter_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     beats = np.asarray(lead_sheet.beats_s, dtype=float)
     n_beats = len(beats)
     if n_beats < 2:
         return []
     periods_s = np.diff(beats) / tempo_ratio
     periods_s = np.append(periods_s, periods_s[-1]).tolist()
-    jitter_ms = rng.normal(0.0, 1.0, size=(8 * n_beats * len(style.parts) + 64, 2)) if humanise else None
-    jitter_used = 0
+    jitter: list[list[float]] = []  # unit normal (timing, velocity) pairs, drawn in blocks
     tempo_bpm = lead_sheet.tempo_bpm * tempo_ratio
     ratio = style.swing_ratio(tempo_bpm)
     sub = style.subdivision_beats
@@ -279,18 +280,15 @@ def score(lead_sheet: LeadSheet, style: Style, *, seed: int, tempo_ratio: float 
     events: list[Event] = []
 
     def emit(part: Part, grid_beat: float, length: float, pitch: int, velocity: int) -> None:
-        nonlocal jitter_used
         start = swing_beat(grid_beat, ratio, sub)
         end = swing_beat(grid_beat + length, ratio, sub)
         shift_ms = part.delay_ms
-        if jitter_ms is not None:
-            if jitter_used == len(jitter_ms):  # more notes than expected: draw more, still seeded
-                jitter_ms.resize((2 * len(jitter_ms), 2), refcheck=False)
-                jitter_ms[jitter_used:] = rng.normal(0.0, 1.0, size=(len(jitter_ms) - jitter_used, 2))
-            dt, dv = jitter_ms[jitter_used]
-            jitter_used += 1
-            shift_ms += float(dt) * style.humanise_ms
-            velocity = round(velocity + float(dv) * style.humanise_velocity)
+        if humanise:
+            if not jitter:
+                jitter.extend(jitter_rng.normal(0.0, 1.0, size=(4096, 2)).tolist()[::-1])
+            dt, dv = jitter.pop()
+            shift_ms += dt * style.humanise_ms
+            velocity = round(velocity + dv * style.humanise_velocity)
         if shift_ms:
             shift_beats = shift_ms / 1000.0 / periods_s[min(int(grid_beat), n_beats - 1)]
             start, end = start + shift_beats, end + shift_beats

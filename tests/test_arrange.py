@@ -1,0 +1,336 @@
+"""The arranger: scores in beats on the song's grid and chords, styles as data, the rendered band in time."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from covergen import arrange, presets
+from covergen.arrange import styles as styles_mod
+from covergen.arrange.render import find_soundfont, render_midi
+from covergen.arrange.score import played_chord
+from covergen.cli import app
+from covergen.errors import PresetError
+from covergen.leadsheet import LeadSheet, chord_pitch_classes
+
+STYLES = ("jazz", "bossa_nova", "rock", "classical", "lofi")
+needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None or find_soundfont() is None,
+                                      reason="fluidsynth or a General MIDI SoundFont is not installed")
+
+
+def sheet(*, beats_per_bar=4, bars=16, period_s=0.5, chords_per_bar=(("C:maj",), ("A:min",), ("F:maj", "G:7"), ("E:min7", "A:7")),
+          key="C major", drift=0.0, pickup=0) -> LeadSheet:
+    """A lead sheet with a pickup, two chords in some bars, slash chords possible, an optional tempo drift
+    (period grows by `drift` per beat) and `N` where the list says so."""
+    n = pickup + bars * beats_per_bar
+    periods = period_s * (1 + drift * np.arange(n))
+    beats = 0.4 + np.concatenate([[0.0], np.cumsum(periods[:-1])])
+    chords = []
+    for i in range(n):
+        bar = max(0, (i - pickup)) // beats_per_bar
+        pos = (i - pickup) % beats_per_bar if i >= pickup else 0
+        cell = chords_per_bar[bar % len(chords_per_bar)]
+        chords.append(cell[min(len(cell) - 1, pos * len(cell) // beats_per_bar)])
+    return LeadSheet(beats_s=beats.tolist(), downbeats=list(range(pickup, n, beats_per_bar)),
+                     beats_per_bar=beats_per_bar, chords=chords, key=key, duration_s=float(beats[-1] + 1.0))
+
+
+def delay_beats(style, part_name, sheet_: LeadSheet, beat: float) -> float:
+    period = np.diff(sheet_.beats_s)[min(int(beat), len(sheet_.beats_s) - 2)]
+    return style.part(part_name).delay_ms / 1000.0 / period
+
+
+@pytest.mark.parametrize("name", STYLES)
+def test_unhumanised_events_fall_on_the_swung_grid(name):
+    style = arrange.load_style(name)
+    s = sheet()
+    ratio = style.swing_ratio(s.tempo_bpm)
+    sub = style.subdivision_beats
+    events = arrange.score(s, style, seed=3, humanise=False)
+    assert len(events) > 100
+    for e in events:
+        at = e.beat - delay_beats(style, e.part, s, e.beat)
+        k = round(at / sub)
+        nearest = min((arrange.swing_beat(j * sub, ratio, sub) for j in range(k - 2, k + 3)), key=lambda b: abs(b - at))
+        assert abs(nearest - at) < 1e-6, (e, nearest)
+
+
+@pytest.mark.parametrize("name", STYLES)
+def test_humanised_events_stay_within_a_few_ms_of_the_grid(name):
+    style = arrange.load_style(name)
+    s = sheet()
+    exact = arrange.score(s, style, seed=5, humanise=False)
+    loose = arrange.score(s, style, seed=5)
+    assert len(exact) == len(loose)
+    key = lambda e: (e.part, e.pitch, e.beat)  # noqa: E731 - same notes, each moved by a few ms at most
+    period_s = np.median(np.diff(s.beats_s))
+    shift_ms = np.array([(b.beat - a.beat) * period_s * 1000 for a, b in zip(sorted(exact, key=key), sorted(loose, key=key))])
+    assert np.median(np.abs(shift_ms)) < style.humanise_ms
+    assert np.abs(shift_ms).max() < 5 * style.humanise_ms + 1
+    assert np.abs(shift_ms).max() > 0.1  # humanised at all
+
+
+@pytest.mark.parametrize("name", STYLES)
+def test_comping_plays_only_the_bars_chord_tones(name):
+    style = arrange.load_style(name)
+    s = sheet(chords_per_bar=(("C:maj",), ("A:min",), ("F:maj/3", "G:7"), ("D:min7", "G:sus4"), ("Bb:maj",), ("N",)))
+    harmony = {p.name for p in style.parts if p.role in ("comping", "pad")}
+    events = [e for e in arrange.score(s, style, seed=1, humanise=False) if e.part in harmony]
+    assert events
+    for e in events:
+        chart = s.chords[int(e.beat)]
+        assert chart != "N", e  # the band rests where nothing harmonic sounds
+        played = played_chord(chart, style, s.key)
+        assert set(chord_pitch_classes(chart)) <= set(chord_pitch_classes(played))  # extensions only add tones
+        assert e.pitch % 12 in chord_pitch_classes(played), (e, chart, played)
+        if not style.extensions:
+            assert e.pitch % 12 in chord_pitch_classes(chart)
+    # Bb is not in C major: no extension may add a tone outside the key (Bb:maj7 would add A, fine; maj9 adds C)
+    assert all(set(chord_pitch_classes(played_chord(c, style, s.key))) - set(chord_pitch_classes(c))
+               <= {0, 2, 4, 5, 7, 9, 11} for c in set(s.chords))
+
+
+def test_comping_voicings_are_voice_led():
+    """Successive chords move the upper voices by small steps (a few semitones in total), not by jumps."""
+    style = arrange.load_style("classical")
+    s = sheet(bars=8)
+    violins = [e for e in arrange.score(s, style, seed=0, humanise=False) if e.part in ("viola", "violin2", "violin1")]
+    by_beat: dict[float, list[int]] = {}
+    for e in violins:
+        by_beat.setdefault(round(e.beat, 6), []).append(e.pitch)
+    chords = [sorted(p) for _, p in sorted(by_beat.items()) if len(p) == 3]
+    moves = [sum(abs(a - b) for a, b in zip(x, y)) for x, y in zip(chords, chords[1:]) if x != y]
+    assert moves and np.median(moves) <= 5
+
+
+@pytest.mark.parametrize(("name", "tempo_bpm"), [("jazz", 80), ("jazz", 130), ("jazz", 210), ("lofi", 85)])
+def test_swing_ratio_measured_on_ride_and_hihat(name, tempo_bpm):
+    style = arrange.load_style(name)
+    s = sheet(period_s=60.0 / tempo_bpm, bars=24)
+    sub = style.subdivision_beats
+    cymbals = {51, 42}  # ride, closed hi-hat
+    ratios = []
+    for e in arrange.score(s, style, seed=2):
+        if e.part != "drums" or e.pitch not in cymbals:
+            continue
+        at = e.beat - delay_beats(style, "drums", s, e.beat)
+        pair = math.floor(at / (2 * sub) + 0.1)  # the on-subdivision of this pair (jitter may put it just before)
+        first, second = pair * 2 * sub, (pair + 1) * 2 * sub
+        if first + 0.25 * sub < at < second - 0.25 * sub:  # the off-subdivision
+            ratios.append((at - first) / (second - at))
+    assert len(ratios) > 30
+    assert abs(np.median(ratios) - style.swing_ratio(tempo_bpm)) <= 0.05
+    if name == "jazz":
+        assert style.swing_ratio(80) > style.swing_ratio(210) + 0.3  # swing depends on tempo
+
+
+def test_jazz_hihat_on_two_and_four_and_brushes_when_slow():
+    style = arrange.load_style("jazz")
+    s = sheet(bars=8)
+    pedal = [e.beat for e in arrange.score(s, style, seed=0, humanise=False) if e.part == "drums" and e.pitch == 44]
+    assert pedal and {round(b) % 4 for b in pedal} == {1, 3}
+    slow, fast = sheet(period_s=60 / 80), sheet(period_s=60 / 160)
+    kit = {m.instruments[0].program for m in [arrange.to_midi([], x, style=style) for x in (slow, fast)]}
+    assert kit == {style.part("drums").slow_program, style.part("drums").program}
+
+
+@pytest.mark.parametrize("name", STYLES)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bass_on_a_chord_tone_on_every_first_beat(name, seed):
+    style = arrange.load_style(name)
+    s = sheet(pickup=1, chords_per_bar=(("C:maj",), ("A:min",), ("F:maj/3", "G:7"), ("D:min7", "G:7"), ("E:hdim7",), ("A:7",)))
+    bass_part = next(p.name for p in style.parts if p.role == "bass")
+    bass = [e for e in arrange.score(s, style, seed=seed, humanise=False) if e.part == bass_part]
+    for bar in s.bars()[1:]:
+        first = [e for e in bass if abs(e.beat - delay_beats(style, bass_part, s, e.beat) - bar[0]) < 1e-9]
+        assert first, f"no bass note on the downbeat of bar at beat {bar[0]}"
+        assert all(e.pitch % 12 in chord_pitch_classes(s.chords[bar[0]]) for e in first), (first, s.chords[bar[0]])
+    if name == "jazz":  # walking: a note on every beat, and some notes outside the chord (chromatic approaches)
+        assert len(bass) >= len(s.beats_s) - 2
+        outside = [e for e in bass
+                   if e.pitch % 12 not in chord_pitch_classes(played_chord(s.chords[int(e.beat)], style, s.key))]
+        assert outside and all(int(e.beat) + 1 in {b[0] for b in s.bars()} for e in outside)
+
+
+@pytest.mark.parametrize("name", ["jazz", "rock", "lofi", "bossa_nova", "classical"])
+def test_a_waltz_gets_a_three_four_groove(name):
+    style = arrange.load_style(name)
+    s = sheet(beats_per_bar=3, bars=16)
+    events = [replace(e, beat=e.beat - delay_beats(style, e.part, s, e.beat))
+              for e in arrange.score(s, style, seed=0, humanise=False)]
+    bars = s.bars()
+    starts = [b[0] for b in bars]
+    for e in events:  # nothing in a 4/4 pattern's last beat: every bar-relative position is inside 3 beats
+        bar_start = max(b for b in starts if b <= e.beat + 1e-9)
+        assert e.beat - bar_start < 3
+    rhythm = {p.name: [] for p in style.parts}
+    for b in starts:
+        for p in style.parts:
+            rhythm[p.name].append(tuple(sorted({round(e.beat - b, 4) for e in events
+                                                if e.part == p.name and b - 1e-9 <= e.beat < b + 3})))
+    lead = style.parts[0].name
+    # bar-periodic with period 3: every bar starts with a hit, the bar's rhythm recurs, and the 3/4
+    # groove is what plays (its hits, not a 4/4 pattern's, in the groove bars)
+    assert all(r and r[0] == 0 for r in rhythm[lead][:-1])
+    common = max(set(rhythm[lead]), key=rhythm[lead].count)
+    assert rhythm[lead].count(common) >= 4
+    beats_hit = sorted({math.floor(x + 1e-9) for r in rhythm[lead] for x in r})
+    assert beats_hit[-1] == 2
+
+
+def test_same_seed_same_score_other_seed_other_score():
+    style = arrange.load_style("jazz")
+    s = sheet()
+    assert arrange.score(s, style, seed=7) == arrange.score(s, style, seed=7)
+    assert arrange.score(s, style, seed=7) != arrange.score(s, style, seed=8)
+
+
+def test_phrase_ends_get_fills_and_sections_a_crash():
+    style = arrange.load_style("rock")
+    s = sheet(bars=16)
+    events = [e for e in arrange.score(s, style, seed=0, humanise=False) if e.part == "drums"]
+    toms_bars = {int(e.beat) // 4 for e in events if e.pitch in (41, 45, 47, 50)}
+    snare_bars = {int(e.beat) // 4 for e in events if e.pitch == 38 and e.beat % 1 == 0.5}
+    assert (toms_bars | snare_bars) and all(b % style.phrase_bars == style.phrase_bars - 1 for b in toms_bars | snare_bars)
+    crash_bars = {int(e.beat) // 4 for e in events if e.pitch == 49}
+    assert crash_bars >= {0, 8} and crash_bars <= {0, 8, 15}  # section starts and the ending
+
+
+def test_no_chord_beats_rest():
+    style = arrange.load_style("jazz")
+    s = sheet(chords_per_bar=(("N",), ("N",), ("C:maj",), ("G:7",)))
+    events = arrange.score(s, style, seed=0, humanise=False)
+    assert events and all(s.chords[int(e.beat)] != "N" for e in events)
+
+
+def test_to_midi_puts_beats_on_the_stretched_grid():
+    style = arrange.load_style("rock")
+    s = sheet(drift=0.004)  # the song slows down a little
+    events = arrange.score(s, style, seed=0, humanise=False)
+    grid = arrange.stretched_grid(s, 0.8)
+    midi = arrange.to_midi(events, grid, style=style, beats_per_bar=4)
+    assert [i.name for i in midi.instruments] == [p.name for p in style.parts]
+    assert midi.instruments[0].is_drum and not midi.instruments[1].is_drum
+    bass = sorted(midi.instruments[1].notes, key=lambda n: n.start)
+    on_beats = [n.start for n in bass if abs(n.start - grid[np.argmin(np.abs(grid - n.start))]) < 1e-6]
+    assert len(on_beats) >= len(s.beats_s) - 8
+    downbeats = midi.get_downbeats()
+    assert all(np.min(np.abs(downbeats - t)) < 1e-3 for t in grid[[0, 4, 8, 12]])  # a DAW shows the song's bars
+
+
+def _preset(tmp_path, band: str, name="p.toml"):
+    file = tmp_path / name
+    file.write_text(f'name = "p"\n\n[band]\n{band}\n')
+    return file
+
+
+@pytest.mark.parametrize(("band", "words"), [
+    ('style = "polka"', ["p.toml", "band.style", "polka"]),
+    ('style = "jazz"\ninstruments = { piano = "Kazoo" }', ["p.toml", "band.instruments.piano", "Kazoo"]),
+    ('style = "jazz"\ninstruments = { tuba = "Tuba" }', ["p.toml", "band.instruments.tuba", "no part"]),
+    ('style = "jazz"\ncolour = "blue"', ["p.toml", "band", "colour"]),
+])
+def test_a_preset_naming_an_unknown_style_or_instrument_fails_in_one_line(tmp_path, band, words):
+    with pytest.raises(PresetError) as err:
+        presets.load(_preset(tmp_path, band))
+    message = str(err.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (('instrument = "Acoustic Bass"', 'instrument = "Kazoo Bass"'), ["mine.toml", "parts.bass.instrument", "Kazoo"]),
+    (("hihat_pedal = [[1, 78]", "cowbel = [[1, 78]"), ["mine.toml", "parts.drums.groove.4", "cowbel"]),
+    (('voicing = "shell"', 'voicing = "cluster"'), ["mine.toml", "parts.piano.voicing", "cluster"]),
+    (('role = "bass"', 'role = "bass"\nvolume = 3'), ["mine.toml", "parts.bass", "volume"]),
+    (('[0, 1, "root", 100]', '[0, 1, "tonic", 100]'), ["mine.toml", "parts.bass.groove.4", "tonic"]),
+])
+def test_a_style_file_with_a_bad_key_fails_in_one_line(tmp_path, edit, words):
+    text = (styles_mod.styles_dir() / "jazz.toml").read_text()
+    assert edit[0] in text
+    (tmp_path / "mine.toml").write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(PresetError) as err:
+        presets.load(_preset(tmp_path, 'style = "mine.toml"'))
+    message = str(err.value)
+    assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_a_user_style_next_to_the_preset_and_instrument_overrides(tmp_path):
+    text = (styles_mod.styles_dir() / "rock.toml").read_text().replace('name = "rock"', 'name = "surf"')
+    (tmp_path / "surf.toml").write_text(text)
+    p = presets.load(_preset(tmp_path, 'style = "surf.toml"\ninstruments = { guitar = "Electric Guitar (clean)" }',
+                             name="surf_preset.toml"))
+    assert p.band.resolved.name == "surf" and p.band.resolved.part("guitar").program == 27
+    for name in presets.available():  # every shipped preset has a band
+        assert presets.load(name).band.resolved.name == name
+
+
+def _onsets_s(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Onset times (s): spectral-flux peaks at a 2.9 ms hop."""
+    import librosa
+
+    hop = 64
+    env = librosa.onset.onset_strength(y=y.mean(axis=0), sr=sample_rate, hop_length=hop, n_fft=512)
+    return librosa.onset.onset_detect(onset_envelope=env, sr=sample_rate, hop_length=hop) * hop / sample_rate
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize(("part", "pitches"), [("drums", {36}), ("bass", None)])
+def test_rendered_kick_and_bass_onsets_sit_on_the_grid(part, pitches):
+    """Render the rock kick and bass alone on a drifting grid; detected onsets within 20 ms of the notes' grid times."""
+    sr = 22050
+    style = arrange.load_style("rock")
+    s = sheet(bars=6, drift=0.003, chords_per_bar=(("E:min",), ("C:maj",), ("G:maj",), ("D:maj",)))
+    exact = [e for e in arrange.score(s, style, seed=0, humanise=False) if e.part == part]
+    events = [e for e in arrange.score(s, style, seed=0) if e.part == part and (pitches is None or e.pitch in pitches)]
+    grid_beats = sorted({round(e.beat * 2) / 2 for e in exact if pitches is None or e.pitch in pitches})
+    if part == "bass":  # repeated eighths of one pitch blur; keep the notes that change pitch or follow a rest
+        events = [e for i, e in enumerate(events) if i == 0 or e.pitch != events[i - 1].pitch]
+        grid_beats = sorted({round(e.beat * 2) / 2 for e in events})
+    midi = arrange.to_midi(events, s, style=style)
+    midi.instruments = [i for i in midi.instruments if i.name == part]
+    y = render_midi(midi, sample_rate=sr)
+    expected_s = arrange.render.beat_to_seconds(np.array(grid_beats), np.asarray(s.beats_s))
+    found = _onsets_s(y, sr)
+    errors_ms = np.array([np.min(np.abs(found - t)) * 1000 for t in expected_s])
+    assert len(found) >= 0.8 * len(expected_s)
+    assert np.median(errors_ms) < 20, errors_ms
+    assert np.mean(errors_ms < 30) > 0.8, errors_ms
+
+
+@needs_fluidsynth
+def test_cli_arrange_writes_the_band_and_its_midi(tmp_path):
+    import pretty_midi
+    import soundfile as sf
+
+    s = sheet(beats_per_bar=3, bars=4, chords_per_bar=(("D:min",), ("G:7",), ("C:maj",), ("A:7",)))
+    (tmp_path / "song.json").write_text(s.to_json())
+    out, mid, rep = tmp_path / "band.wav", tmp_path / "band.mid", tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["arrange", str(tmp_path / "song.json"), "--to", "jazz", "-o", str(out),
+                                      "--midi", str(mid), "--report", str(rep)])
+    assert result.exit_code == 0, result.output
+    y, sr = sf.read(out, always_2d=True)
+    assert sr == 44100 and y.shape[1] == 2 and np.sqrt(np.mean(y ** 2)) > 0.01
+    midi = pretty_midi.PrettyMIDI(str(mid))
+    assert sorted(i.name for i in midi.instruments) == ["bass", "drums", "piano"]
+    assert midi.time_signature_changes[0].numerator == 3
+    report = json.loads(rep.read_text())
+    assert report["lead_sheet"]["meter"] == "3/4" and report["band"]["style"] == "jazz"
+    assert "| Dm | G7 | C | A7 |" in report["lead_sheet"]["chart"]
+    assert report["band"]["tempo_bpm"] == pytest.approx(s.tempo_bpm - 15, abs=0.5)  # the preset's tempo change
+    bad = CliRunner().invoke(app, ["arrange", str(tmp_path / "song.json"), "--to", "polka", "-o", str(out)])
+    assert bad.exit_code == 1 and "polka" in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_a_style_edit_changes_the_score_without_code():
+    """A user's style edit changes the score without code: a style whose drums play only a kick."""
+    style = arrange.load_style("rock")
+    drums = style.part("drums")
+    kick_only = replace(drums, groove={4: (((("kick", 0.0, 100),)),)}, fill={}, section_start={}, ending={})
+    style2 = replace(style, parts=(kick_only,) + style.parts[1:])
+    events = [e for e in arrange.score(sheet(bars=4), style2, seed=0, humanise=False) if e.part == "drums"]
+    assert {e.pitch for e in events} == {36} and [e.beat for e in events] == [0.0, 4.0, 8.0, 12.0]
