@@ -201,7 +201,15 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
     with ThreadPoolExecutor(max_workers=2) as pool:
         rendered = list(pool.map(one, parts))
     n = int(round(duration_s * sample_rate)) if duration_s else max((y.shape[1] for _, y, _ in rendered), default=0)
+    facts = {"style": style.name, "soundfont": str(soundfont), "sample_rate": sample_rate,
+             "parts": {name: {"program": next(i.program for i in parts if i.name == name),
+                              "notes": sum(e.part == name for e in events), "render_s": round(dt, 3)}
+                       for name, _, dt in rendered},
+             "duration_s": round(n / sample_rate, 3), "lufs": None}
     bus = np.zeros((2, n), np.float32)
+    if n == 0 or not rendered:
+        facts["render_s"] = round(time.perf_counter() - t0, 3)
+        return bus, facts
     room = np.zeros((2, n), np.float32)  # one shared room: each part's reverb_wet is its send level
     for name, y, _ in rendered:
         part = style.part(name)
@@ -212,26 +220,23 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
         send = part.mix.reverb_wet + style.master.reverb_wet
         if send > 0:
             room += send * y
-    if n and room.any():
+    if room.any():
         import pedalboard as pb
 
         bus += pb.Reverb(room_size=style.master.reverb_room_size, wet_level=1.0, dry_level=0.0, damping=0.5,
                          width=1.0)(room, sample_rate)
     bus = mix.build_master_board(replace(style.master, reverb_wet=0.0))(bus, sample_rate)
-    lufs = mix.integrated_lufs(bus, sample_rate=sample_rate) if n else -np.inf
+    lufs = mix.integrated_lufs(bus, sample_rate=sample_rate)
     if style.character and np.isfinite(lufs):
         bus = _character(bus, sample_rate, style.character, lufs, np.random.default_rng(seed))
-    if normalize and n:
+        lufs = mix.integrated_lufs(bus, sample_rate=sample_rate)
+    if normalize:
         out = mix.normalize_loudness(bus, sample_rate=sample_rate, target_lufs=style.master.target_lufs,
                                      true_peak_ceiling_dbtp=style.master.true_peak_dbtp)
     elif np.isfinite(lufs):  # a plain gain to the style's loudness; the cover's master limits the peaks
         out = (bus * 10 ** ((style.master.target_lufs - lufs) / 20)).astype(np.float32)
     else:
         out = bus
-    facts = {"style": style.name, "soundfont": str(soundfont), "sample_rate": sample_rate,
-             "parts": {name: {"program": next(i.program for i in parts if i.name == name),
-                              "notes": sum(e.part == name for e in events), "render_s": round(dt, 3)}
-                       for name, _, dt in rendered},
-             "render_s": round(time.perf_counter() - t0, 3), "duration_s": round(n / sample_rate, 3),
-             "lufs": round(style.master.target_lufs, 2) if np.isfinite(lufs) else None}
+    facts.update(render_s=round(time.perf_counter() - t0, 3),
+                 lufs=round(style.master.target_lufs, 2) if np.isfinite(lufs) else None)
     return out, facts

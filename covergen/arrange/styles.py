@@ -123,11 +123,12 @@ class Style:
         for name in instruments:
             if name not in names:
                 raise PresetError(f"{where}.{name}: style {self.name!r} has no part {name!r} (parts: {', '.join(names)})")
-        parts = tuple(replace(p, program=gm_program(instruments[p.name], f"{where}.{p.name}"))
-                      if p.name in instruments and not p.is_drums else
-                      replace(p, program=_kit(instruments[p.name], f"{where}.{p.name}"))
-                      if p.name in instruments else p for p in self.parts)
-        return replace(self, parts=parts)
+        def program(part: Part, value) -> int:
+            where_part = f"{where}.{part.name}"
+            return _kit(value, where_part) if part.is_drums else gm_program(value, where_part)
+
+        return replace(self, parts=tuple(replace(p, program=program(p, instruments[p.name])) if p.name in instruments
+                                         else p for p in self.parts))
 
 
 def styles_dir() -> Path:
@@ -228,10 +229,15 @@ def _part(name: str, table, where: str) -> Part:
         _fail(f"{where}.role", f"{role!r} is not one of {', '.join(ROLES)}")
     kwargs: dict = {"name": name, "role": role}
     if role == "drums":
+        if "instrument" in table:
+            _fail(f"{where}.instrument", "drums take kit = <program> (0 standard, 8 room, 16 power, 32 jazz, 40 brush)")
         kwargs["program"] = _kit(table.get("kit", 0), f"{where}.kit")
         if "slow_kit" in table:
             kwargs["slow_program"] = _kit(table["slow_kit"], f"{where}.slow_kit")
     else:
+        for key in ("kit", "slow_kit"):
+            if key in table:
+                _fail(f"{where}.{key}", f"only drums take a kit; a {role} part takes instrument = \"<General MIDI name>\"")
         if "instrument" not in table:
             _fail(where, "missing key 'instrument' (a General MIDI name such as 'Acoustic Bass')")
         kwargs["program"] = gm_program(table["instrument"], f"{where}.instrument")
