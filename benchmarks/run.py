@@ -12,7 +12,7 @@ import traceback
 
 from .common import OUT, environment
 
-BENCHES = ["pipeline", "separation", "timbre", "coverid", "genre", "batch"]
+BENCHES = ["pipeline", "separation", "timbre", "coverid", "genre", "batch", "analysis"]
 
 
 def main(names: list[str]) -> int:
