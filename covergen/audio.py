@@ -19,7 +19,7 @@ from . import __version__
 from .errors import AudioContentError, AudioLoadError, OutputError, OutputIsInputError
 
 __all__ = ["load", "save", "resample", "to_mono", "content_hash", "atomic_path", "same_file",
-           "check_output_not_input", "is_covergen_output", "SOFTWARE_TAG", "MIN_DURATION_S", "MAX_DURATION_S",
+           "check_output_not_input", "is_covergen_output", "onset_strength", "SOFTWARE_TAG", "MIN_DURATION_S", "MAX_DURATION_S",
            "FORMATS"]
 
 MIN_DURATION_S = 1.0
@@ -119,6 +119,34 @@ def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
     import librosa
 
     return librosa.resample(y, orig_sr=orig_sr, target_sr=target_sr, res_type="soxr_hq").astype(np.float32)
+
+
+def onset_strength(y: np.ndarray, *, sample_rate: int, hop_samples: int, n_fft: int = 2048,
+                   chunk_frames: int = 4096) -> np.ndarray:
+    """`librosa.onset.onset_strength(y=y, sr=sample_rate, hop_length=hop_samples)` in bounded memory.
+
+    y: mono [shape=(samples,)]. The mel power spectrogram (librosa's defaults: centred frames,
+    zero padding, 128 bands) is computed `chunk_frames` frames at a time, so only the small mel
+    matrix grows with the song, not its STFT (a 10-minute song's full STFT at hop 256 is 420 MB).
+    Returns the onset envelope [shape=(frames,)], the same values as librosa's up to rounding.
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"y must be mono [shape=(samples,)], got shape {y.shape}")
+    pad = n_fft // 2
+    n_frames = 1 + (len(y) + 2 * pad - n_fft) // hop_samples
+    mel_basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft)
+    mel = np.empty((mel_basis.shape[0], n_frames), dtype=np.float32)
+    for first in range(0, n_frames, chunk_frames):
+        last = min(n_frames, first + chunk_frames)
+        lo, hi = first * hop_samples - pad, (last - 1) * hop_samples + n_fft - pad  # in y's samples
+        segment = np.pad(y[max(lo, 0):min(hi, len(y))], (max(0, -lo), max(0, hi - len(y))))
+        power = np.abs(librosa.stft(segment, n_fft=n_fft, hop_length=hop_samples, center=False)) ** 2
+        mel[:, first:last] = mel_basis @ power
+    return librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sample_rate, hop_length=hop_samples,
+                                        n_fft=n_fft)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path
+from .audio import atomic_path, onset_strength
 from .errors import CovergenError, CoverCheckError, ModelError
 
 __all__ = ["features", "beat_chroma", "features_from_chroma", "similarity", "similarity_strong",
@@ -83,7 +83,7 @@ def beat_chroma(y: np.ndarray, *, sample_rate: int, min_beats: int = PATCH_BEATS
     if sample_rate != SAMPLE_RATE:
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=SAMPLE_RATE, res_type="soxr_hq")
     y = y / max(float(np.max(np.abs(y))), 1e-9)
-    onset_env = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=HOP_SAMPLES)
+    onset_env = onset_strength(y, sample_rate=SAMPLE_RATE, hop_samples=HOP_SAMPLES)  # in chunks: flat memory
     if float(np.percentile(onset_env, 95)) < MIN_ONSET_STRENGTH:  # the tracker finds "beats" in a steady tone
         beats = np.zeros(0, dtype=int)
         tempo_bpm = 0.0

@@ -12,15 +12,23 @@ import logging
 import numpy as np
 import pedalboard as pb
 import pyloudnorm
-from scipy.signal import resample_poly
+from scipy.signal import lfilter, resample_poly
 
-from .audio import resample
+from .audio import onset_strength, resample
 from .presets import CompressorSettings, EqBand, GenrePreset, MasterPreset, StemPreset
 
 __all__ = ["build_stem_board", "build_master_board", "render", "stretch", "measure_tempo_bpm", "pulse_strength",
            "integrated_lufs", "true_peak_dbtp", "normalize_loudness"]
 
 log = logging.getLogger(__name__)
+
+# Long songs are measured and processed this many samples at a time (about 24 s at 44.1 kHz), so
+# memory does not grow with the song: a 10-minute stereo song is 212 MB as float32, and a measure
+# that converts it whole to float64 and oversamples it 4x needed 2 GB more.
+CHUNK_SAMPLES = 1 << 20
+_TRUE_PEAK_OVERSAMPLING = 4
+_TRUE_PEAK_CONTEXT_SAMPLES = 64  # > resample_poly's filter half-length (10 input samples at 4x)
+_CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 channel weights (L, R, C, Ls, Rs)
 
 
 def _eq_plugins(bands: tuple[EqBand, ...]) -> list[pb.Plugin]:
@@ -67,6 +75,15 @@ def build_master_board(master: MasterPreset) -> pb.Pedalboard:
     return pb.Pedalboard(chain)
 
 
+def _process(board: pb.Pedalboard, chunk: np.ndarray, sample_rate: int, *, first: bool) -> np.ndarray:
+    """Run one chunk of a longer signal through `board`, keeping the effects' state from the chunk before.
+
+    Chunks of CHUNK_SAMPLES (a multiple of pedalboard's 8192-sample buffer) give bit-identical output
+    to one call on the whole signal for every plugin the presets use (none has latency).
+    """
+    return board(np.ascontiguousarray(chunk, dtype=np.float32), sample_rate, reset=first)
+
+
 def _to_stereo(y: np.ndarray) -> np.ndarray:
     return np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y[:2]
 
@@ -86,7 +103,7 @@ def _onset_envelope(y: np.ndarray, sample_rate: int) -> tuple[np.ndarray, int, i
     mono = y.mean(axis=0) if y.ndim == 2 else y
     sr, hop = 22050, 256
     mono = librosa.resample(mono, orig_sr=sample_rate, target_sr=sr) if sample_rate != sr else mono
-    return librosa.onset.onset_strength(y=mono, sr=sr, hop_length=hop), sr, hop
+    return onset_strength(mono, sample_rate=sr, hop_samples=hop), sr, hop
 
 
 def pulse_strength(y: np.ndarray, *, sample_rate: int) -> float:
@@ -136,33 +153,87 @@ def stretch(y: np.ndarray, *, sample_rate: int, rate: float) -> np.ndarray:
 
 
 def integrated_lufs(y: np.ndarray, *, sample_rate: int) -> float:
-    """Integrated loudness (LUFS, BS.1770-4 gated). -inf for silence."""
+    """Integrated loudness (LUFS, BS.1770-4 gated). -inf for silence.
+
+    y: [shape=(channels, samples)] or [shape=(samples,)]. pyloudnorm's K-weighting filters, 400 ms
+    blocks with 75% overlap and gating, computed in chunks of CHUNK_SAMPLES (filter state carried
+    across chunks), so memory stays flat whatever the length; the value matches
+    `pyloudnorm.Meter.integrated_loudness` on the whole signal.
+    """
+    y = np.asarray(y)
+    y = y[None] if y.ndim == 1 else y
+    channels, n = y.shape
     meter = pyloudnorm.Meter(sample_rate)
-    return float(meter.integrated_loudness(np.ascontiguousarray(y.T, dtype=np.float64)))
+    block_s, step = meter.block_size, 1.0 - meter.overlap
+    if n < block_s * sample_rate:
+        raise ValueError(f"audio of {n} samples is shorter than one {block_s:g} s loudness block")
+    stages = [(f.b, f.a, f.passband_gain) for f in meter._filters.values()]
+    states = [[np.zeros(max(len(b), len(a)) - 1) for b, a, _ in stages] for _ in range(channels)]
+    n_blocks = int(np.round((n / sample_rate - block_s) / (block_s * step))) + 1
+    bounds = [(int(block_s * (j * step) * sample_rate), int(block_s * (j * step + 1) * sample_rate))
+              for j in range(n_blocks)]
+    z = np.zeros((channels, n_blocks))  # mean square of the weighted signal per block and channel
+    kept, kept_start, j = np.zeros((channels, 0)), 0, 0  # weighted samples from kept_start on
+    for start in range(0, n, CHUNK_SAMPLES):
+        x = y[:, start:start + CHUNK_SAMPLES].astype(np.float64)
+        for c in range(channels):
+            for k, (b, a, gain) in enumerate(stages):
+                filtered, states[c][k] = lfilter(b, a, x[c], zi=states[c][k])
+                x[c] = gain * filtered
+        kept = np.concatenate([kept, x], axis=1)
+        end = start + x.shape[1]
+        while j < n_blocks and (bounds[j][1] <= end or end == n):
+            lo, hi = bounds[j]
+            z[:, j] = np.sum(np.square(kept[:, lo - kept_start:hi - kept_start]), axis=1) / (block_s * sample_rate)
+            j += 1
+        drop = (bounds[j][0] if j < n_blocks else end) - kept_start
+        kept, kept_start = kept[:, drop:], kept_start + drop
+    gains = np.asarray(_CHANNEL_GAINS[:channels])[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        block_lufs = -0.691 + 10.0 * np.log10(np.sum(gains * z, axis=0))
+        above_abs = block_lufs >= -70.0
+        if not above_abs.any():
+            return float("-inf")
+        relative = -0.691 + 10.0 * np.log10(np.sum(gains[:, 0] * z[:, above_abs].mean(axis=1))) - 10.0
+        gated = (block_lufs > relative) & (block_lufs > -70.0)
+        mean_square = np.nan_to_num(z[:, gated].mean(axis=1)) if gated.any() else np.zeros(channels)
+        return float(-0.691 + 10.0 * np.log10(np.sum(gains[:, 0] * mean_square)))
 
 
 def true_peak_dbtp(y: np.ndarray, *, sample_rate: int) -> float:
-    """True peak (dBTP) by 4x polyphase oversampling, as BS.1770-4 Annex 2 suggests."""
+    """True peak (dBTP) by 4x polyphase oversampling, as BS.1770-4 Annex 2 suggests.
+
+    Oversamples CHUNK_SAMPLES at a time with enough context on each side that every output
+    sample is the one a whole-signal `resample_poly` gives: memory stays flat with length.
+    """
     del sample_rate  # the oversampling factor, not the rate, sets accuracy
-    up = resample_poly(y.astype(np.float64), 4, 1, axis=-1)
-    peak = float(np.max(np.abs(up)))
+    y = np.asarray(y)
+    n, factor, context = y.shape[-1], _TRUE_PEAK_OVERSAMPLING, _TRUE_PEAK_CONTEXT_SAMPLES
+    peak = 0.0
+    for start in range(0, n, CHUNK_SAMPLES):
+        lo, hi = max(0, start - context), min(n, start + CHUNK_SAMPLES + context)
+        up = resample_poly(y[..., lo:hi].astype(np.float64), factor, 1, axis=-1)
+        first = (start - lo) * factor
+        part = up[..., first:first + (min(n, start + CHUNK_SAMPLES) - start) * factor]
+        peak = max(peak, float(np.max(np.abs(part))) if part.size else 0.0)
     return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
 def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_lufs: float = -14.0,
-                       true_peak_ceiling_dbtp: float = -1.0) -> np.ndarray:
+                       true_peak_ceiling_dbtp: float = -1.0, copy: bool = True) -> np.ndarray:
     """Gain to `target_lufs`, with a true-peak brick-wall limiter holding peaks under the ceiling.
 
     Limiting lowers loudness a little, so gain and limiting alternate until both hold
     (usually 2-3 rounds). If the limiter cannot reach the target without crushing the
-    mix (over 12 dB of gain reduction), the ceiling wins and loudness ends up lower.
+    mix (over 12 dB of gain reduction), the ceiling wins and loudness ends up lower. With
+    copy=False a float32 `y` is scaled in place (one song-sized array less at the peak).
     """
-    out = y.astype(np.float32)
+    out = np.array(y, dtype=np.float32, copy=copy or None)  # scaled in place below
     for _ in range(6):
         lufs = integrated_lufs(out, sample_rate=sample_rate)
         if not np.isfinite(lufs):
             return out
-        out = (out * 10 ** ((target_lufs - lufs) / 20)).astype(np.float32)
+        out *= np.float32(10 ** ((target_lufs - lufs) / 20))
         if true_peak_dbtp(out, sample_rate=sample_rate) <= true_peak_ceiling_dbtp:
             break
         limiter = pb.BrickwallLimiter(ceiling_db=true_peak_ceiling_dbtp - 0.5, release_ms=80, true_peak=True)
@@ -171,7 +242,7 @@ def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_lufs: float = 
             break
     peak = true_peak_dbtp(out, sample_rate=sample_rate)
     if peak > true_peak_ceiling_dbtp:  # last resort: the ceiling is a promise, loudness a target
-        out = (out * 10 ** ((true_peak_ceiling_dbtp - 0.05 - peak) / 20)).astype(np.float32)
+        out *= np.float32(10 ** ((true_peak_ceiling_dbtp - 0.05 - peak) / 20))
     return out
 
 
@@ -190,19 +261,26 @@ def render(stems: dict[str, np.ndarray], *, sample_rate: int, preset: GenrePrese
         settings = preset.stems.get(name, StemPreset())
         if settings.action == "mute":
             continue
-        y = _to_stereo(np.pad(y, ((0, 0), (0, n - y.shape[-1]))).astype(np.float32))
-        y = build_stem_board(settings)(y, sample_rate)
-        bus += _pan(y, settings.pan)
+        board = build_stem_board(settings)
+        for start in range(0, n, CHUNK_SAMPLES):
+            stop = min(n, start + CHUNK_SAMPLES)
+            chunk = _to_stereo(np.asarray(y[:, start:stop], dtype=np.float32))
+            if chunk.shape[-1] < stop - start:  # a shorter stem: silence after its end
+                chunk = np.pad(chunk, ((0, 0), (0, stop - start - chunk.shape[-1])))
+            bus[:, start:stop] += _pan(_process(board, chunk, sample_rate, first=start == 0), settings.pan)
     rate = 1.0
     if preset.tempo_change_bpm and tempo_bpm:
         rate = (tempo_bpm + preset.tempo_change_bpm) / tempo_bpm
         bus = stretch(bus, sample_rate=sample_rate, rate=rate)
-    bus = build_master_board(preset.master)(bus, sample_rate)
+    board = build_master_board(preset.master)
+    for start in range(0, bus.shape[-1], CHUNK_SAMPLES):
+        stop = start + CHUNK_SAMPLES
+        bus[:, start:stop] = _process(board, bus[:, start:stop], sample_rate, first=start == 0)
     out_rate = output_sample_rate or sample_rate
     if out_rate != sample_rate:
         bus = resample(bus, orig_sr=sample_rate, target_sr=out_rate)
     out = normalize_loudness(bus, sample_rate=out_rate, target_lufs=preset.master.target_lufs,
-                             true_peak_ceiling_dbtp=preset.master.true_peak_dbtp)
+                             true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
     facts = {"tempo_in_bpm": tempo_bpm, "tempo_target_bpm": tempo_bpm * rate if tempo_bpm else None,
              "stretch_rate": rate}
     return out, facts
