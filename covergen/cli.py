@@ -277,6 +277,7 @@ def arrange(
     with _errors_to_exit():
         genre_name = Path(to).stem if to.endswith(".toml") else to
         out = out or Path(f"{song.stem}-{genre_name}-band.wav")
+        pipeline.check_writable(out, inputs=[song, Path(to) if to.endswith(".toml") else None], report=report)
         if report is not None:
             pipeline.check_writable_file(report)
         with _progress(quiet) as bar:

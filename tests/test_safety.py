@@ -219,3 +219,11 @@ def test_batch_run_twice_into_its_own_folder_does_not_cover_the_covers(tmp_path,
     rows = [json.loads(line) for line in second.stdout.splitlines()]
     assert [(os.path.basename(r["path"]), r["status"]) for r in rows] == [("song.wav", "skipped")]
     assert not (music / "covers" / "covers").exists()
+
+
+@pytest.mark.parametrize("kind", ["same path", "symlink", "hard link"])
+def test_arrange_refuses_output_or_report_that_is_the_input(tmp_path, song, kind):
+    before = {song: _sha256(song)}
+    out = _link(tmp_path, song, kind)
+    _assert_refused(_run("arrange", song, "--to", "jazz", "-o", out), out, before)
+    _assert_refused(_run("arrange", song, "--to", "jazz", "-o", tmp_path / "band.wav", "--report", out), out, before)
