@@ -97,8 +97,16 @@ def _chart_name(label: str) -> str:
     if parsed is None:
         return "N.C."
     root, quality, bass = parsed
-    name = PITCH_NAMES[root] + _CHART_NAMES[quality]
-    return f"{name}/{PITCH_NAMES[(root + bass) % 12]}" if bass else name
+    root_name = label.partition(":")[0].partition("/")[0]  # the label's own spelling (Db stays Db)
+    name = root_name[0].upper() + root_name[1:] + _CHART_NAMES[quality]
+    if not bass:
+        return name
+    # spell the bass by its degree above the root: E:maj/3 -> E/G# (not E/Ab)
+    letters = "CDEFGAB"
+    degree = label.partition("/")[2]
+    letter = letters[(letters.index(root_name[0].upper()) + int(degree.lstrip("b#")) - 1) % 7]
+    offset = ((root + bass) - _NOTE_VALUES[letter] + 6) % 12 - 6
+    return f"{name}/{letter}{'#' * offset if offset > 0 else 'b' * -offset}"
 
 
 @dataclass(frozen=True)
