@@ -342,7 +342,7 @@ def _real_files() -> list[tuple[str, Path, str, Path | None]]:
 def _generated_non_music() -> list[tuple[str, np.ndarray]]:
     rng = np.random.default_rng(0)
     t = np.arange(20 * SAMPLE_RATE) / SAMPLE_RATE
-    noise = (0.3 * rng.standard_normal((2, t.size))).astype(np.float32)
+    noise = (0.1 * rng.standard_normal((2, t.size))).astype(np.float32)
     sine = np.tile(0.3 * np.sin(2 * np.pi * 440 * t), (2, 1)).astype(np.float32)
     return [("generated white noise 20 s", noise), ("generated 440 Hz sine 20 s", sine)]
 
@@ -358,7 +358,8 @@ def _any_level_f(ref: np.ndarray, est: np.ndarray) -> float:
     return float(max(mir_eval.beat.f_measure(v, est) for v in variants))
 
 
-def score_real(system: Callable, *, stretch_rate: float = 1.1, verbose: bool = True) -> list[dict]:
+def score_real(system: Callable, *, stretch_rate: float = 1.1, only: str | None = None,
+               verbose: bool = True) -> list[dict]:
     import librosa
     import mir_eval
 
@@ -368,6 +369,8 @@ def score_real(system: Callable, *, stretch_rate: float = 1.1, verbose: bool = T
     rows = []
     items = [(name, path, kind, mt) for name, path, kind, mt in _real_files()]
     items += [(name, y, "non-music", None) for name, y in _generated_non_music()]
+    if only:
+        items = [item for item in items if any(part in item[0] for part in only.split(","))]
     for name, src, kind, multitrack in items:
         row = {"file": name, "kind": kind}
         if isinstance(src, Path):
@@ -487,22 +490,24 @@ def measure_speed(systems: dict[str, Callable], *, duration_s: float = 180.0) ->
     for name, system in systems.items():
         system(warm, sample_rate=rendered.sample_rate, vocals=rendered.lead[:, :warm.shape[1]])  # model loads
         t0 = time.perf_counter()
-        system(rendered.audio, sample_rate=rendered.sample_rate, vocals=rendered.lead)
+        sheet = system(rendered.audio, sample_rate=rendered.sample_rate, vocals=rendered.lead)
         seconds = time.perf_counter() - t0
-        out[name] = {"seconds": round(seconds, 2), "rtf": round(seconds / length_s, 4)}
+        out[name] = {"seconds": round(seconds, 2), "rtf": round(seconds / length_s, 4),
+                     "stages_s": sheet.source.get("seconds", {})}
         print(f"  speed {name}: {seconds:.1f} s for {length_s:.0f} s = {seconds / length_s:.3f}x real time "
-              f"(floor <= {RTF_FLOOR})", flush=True)
+              f"(floor <= {RTF_FLOOR}) stages {out[name]['stages_s']}", flush=True)
     return out
 
 
 def _markdown_speed(speed: dict) -> str:
     lines = ["### (c) Speed", "", f"A {speed['song_s']:.0f} s rendered song (seed {speed['seed']}), mixture plus the "
              "true lead stem (separation not counted), after a 10 s warm-up call that loads the models. "
-             f"Floor: <= {RTF_FLOOR}x real time.", "", "| system | seconds | real-time factor | floor |",
-             "|---|---|---|---|"]
+             f"Floor: <= {RTF_FLOOR}x real time.", "", "| system | seconds | real-time factor | floor | stages (s) |",
+             "|---|---|---|---|---|"]
     for name, s in speed.items():
         if isinstance(s, dict):
-            lines.append(f"| {name} | {s['seconds']} | {s['rtf']:.3f} | {'met' if s['rtf'] <= RTF_FLOOR else 'NOT met'} |")
+            lines.append(f"| {name} | {s['seconds']} | {s['rtf']:.3f} | {'met' if s['rtf'] <= RTF_FLOOR else 'NOT met'} | "
+                         + ", ".join(f"{k} {v}" for k, v in s.get("stages_s", {}).items()) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -527,6 +532,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="extra keyword for covergen.analysis.analyse, e.g. --kw chords=template")
     parser.add_argument("--no-lead", action="store_true", help="do not give the analysis the true lead stem")
     parser.add_argument("--parts", default="abc", help="bench parts to run: a (rendered), b (real), c (speed)")
+    parser.add_argument("--only", default=None, help="(b): only files whose name contains one of these, comma-separated")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from covergen.training.leadsheet_songs import DEV_SEEDS, parse_seeds
 
@@ -559,7 +565,7 @@ def main(argv: list[str] | None = None) -> None:
     if "b" in args.parts and main_system is not None:
         label = "analyse" if "analyse" in runnable else "baseline"
         print(f"[bench analysis] (b) real recordings ({label})", flush=True)
-        rows = score_real(main_system)
+        rows = score_real(main_system, only=args.only)
         data["real"] = {"system": label, "rows": rows}
         md.append(_markdown_real(rows).replace("### (b) Real recordings", f"### (b) Real recordings ({label})"))
     if "c" in args.parts and runnable:

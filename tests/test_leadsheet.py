@@ -1,6 +1,9 @@
 """The lead sheet as plain data: files a musician opens elsewhere, chord labels, the chart, the grid.
-Also the rendered-song generator's score (no audio): its ground truth must be self-consistent."""
+Also the rendered-song generator (benchmark data): its ground truth must be self-consistent and sound
+where it says."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import mir_eval
 import numpy as np
@@ -183,3 +186,26 @@ def test_generated_song_ground_truth_is_consistent(seed):
         whole, frac = divmod(e.beat, 1.0)
         warped = whole + (s if abs(frac - 0.5) < 1e-9 else frac)
         assert note.onset_s == pytest.approx(float(beat_to_seconds(warped, grid)), abs=2e-5)
+
+
+def test_rendered_song_sounds_on_its_ground_truth():
+    """A short render: the backing starts on the first downbeat and the lead on its first note, within the
+    SoundFont's attack, and the mixture is exactly lead + backing."""
+    import shutil
+
+    from covergen.training import leadsheet_songs as songs
+
+    if shutil.which("fluidsynth") is None or not any(Path(p).is_file() for p in songs.SOUNDFONTS):
+        pytest.skip("fluidsynth or a GM SoundFont is not installed")
+    rendered = songs.song(2, duration_s=6.0, cache=False, with_lead=True)  # piano only, FluidR3
+    sheet = rendered.leadsheet
+    assert rendered.audio.shape[0] == 2 and rendered.audio.dtype == np.float32
+    assert rendered.audio.shape[1] / songs.SAMPLE_RATE == pytest.approx(sheet.duration_s, abs=1e-3)
+    assert sheet.duration_s > sheet.beats_s[-1] > 4.0
+    backing = np.abs(rendered.audio - rendered.lead).max(axis=0)
+    lead = np.abs(rendered.lead).max(axis=0)
+    first_backing_s = np.argmax(backing > 1e-3) / songs.SAMPLE_RATE
+    first_lead_s = np.argmax(lead > 1e-3) / songs.SAMPLE_RATE
+    assert 0.0 <= first_backing_s - sheet.beats_s[sheet.downbeats[0]] < 0.01
+    assert 0.0 <= first_lead_s - sheet.melody[0].onset_s < 0.01
+    assert np.max(np.abs(rendered.audio)) < 1.0
