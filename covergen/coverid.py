@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path, onset_strength
+from .audio import atomic_path, beat_track, onset_strength
 from .errors import CovergenError, CoverCheckError, ModelError
 
 __all__ = ["features", "beat_chroma", "features_from_chroma", "similarity", "similarity_strong",
@@ -88,9 +88,7 @@ def beat_chroma(y: np.ndarray, *, sample_rate: int, min_beats: int = PATCH_BEATS
         beats = np.zeros(0, dtype=int)
         tempo_bpm = 0.0
     else:
-        tempo_bpm, beats = librosa.beat.beat_track(onset_envelope=onset_env, sr=SAMPLE_RATE,
-                                                   hop_length=HOP_SAMPLES, units="frames")
-        tempo_bpm = float(np.atleast_1d(tempo_bpm)[0])
+        tempo_bpm, beats = beat_track(onset_env, sample_rate=SAMPLE_RATE, hop_samples=HOP_SAMPLES)
     if len(beats) < 2:
         raise CoverCheckError("no beats detected; the cover check needs music with a pulse, "
                               "not speech, noise or a sustained tone")

@@ -14,7 +14,7 @@ import pedalboard as pb
 import pyloudnorm
 from scipy.signal import lfilter, resample_poly
 
-from .audio import onset_strength, resample
+from .audio import beat_track, onset_strength, resample
 from .presets import CompressorSettings, EqBand, GenrePreset, MasterPreset, StemPreset
 
 __all__ = ["build_stem_board", "build_master_board", "render", "stretch", "measure_tempo_bpm", "pulse_strength",
@@ -130,7 +130,8 @@ def measure_tempo_bpm(y: np.ndarray, *, sample_rate: int) -> float | None:
     import librosa
 
     onset, sr, hop = _onset_envelope(y, sample_rate)
-    _, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr, hop_length=hop, units="time")
+    _, beat_frames = beat_track(onset, sample_rate=sr, hop_samples=hop)  # librosa's tracker, bounded memory
+    beats = librosa.frames_to_time(beat_frames, sr=sr, hop_length=hop)
     if len(beats) < 8:
         return None
     ibi = np.diff(beats)

@@ -77,3 +77,17 @@ def test_chunked_onset_strength_matches_librosa(demo_song):
     short = sine(440, 0.05, 22050)  # fewer samples than one FFT frame
     assert audio.onset_strength(short, sample_rate=22050, hop_samples=512).shape == \
         librosa.onset.onset_strength(y=short, sr=22050, hop_length=512).shape
+
+
+def test_chunked_beat_track_matches_librosa(demo_song):
+    import librosa
+
+    y, sr = demo_song
+    mono = librosa.resample(np.tile(y.mean(axis=0), 2), orig_sr=sr, target_sr=22050)
+    for hop in (256, 512):
+        env = audio.onset_strength(mono, sample_rate=22050, hop_samples=hop)
+        tempo_bpm, beats = librosa.beat.beat_track(onset_envelope=env, sr=22050, hop_length=hop)
+        got_bpm, got_beats = audio.beat_track(env, sample_rate=22050, hop_samples=hop, chunk_frames=333)
+        assert got_bpm == pytest.approx(float(tempo_bpm[0]), rel=1e-9)
+        assert np.array_equal(got_beats, beats) and len(beats) > 100
+    assert audio.beat_track(np.zeros(500), sample_rate=22050, hop_samples=512)[1].size == 0
