@@ -1,16 +1,18 @@
 """DDSP timbre transfer (PyTorch): re-play a monophonic stem with a trained instrument's timbre.
 
 `synth` holds the weightless synthesizers, `net` the decoder, `features` f0/loudness,
-`transfer` the stem-level API. Instruments are registry models named `timbre-<name>`.
+`melody` the phrase tracking and melody notes, `transfer` the stem-level API. Instruments are
+registry models named `timbre-<name>`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+from .melody import melody_notes
 from .transfer import Instrument, list_instruments, load_instrument, synthesize, transfer_stem
 
-__all__ = ["Instrument", "list_instruments", "load_instrument", "synthesize", "transfer_stem",
+__all__ = ["Instrument", "list_instruments", "load_instrument", "melody_notes", "synthesize", "transfer_stem",
            "train_instrument"]
 
 
