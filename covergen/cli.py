@@ -200,6 +200,12 @@ def transfer(
         if not quiet:
             err_console.print(f"wrote {out} ({instrument}, octave shift {info.get('octave_shift', 0):+d})",
                               highlight=False)
+            if "played_fraction" in info and not info.get("refused"):
+                rests = info.get("rests_s", [])
+                shown = ", ".join(f"{a:.1f}-{b:.1f}" for a, b in rests[:8]) + (", ..." if len(rests) > 8 else "")
+                err_console.print(f"played {100 * info['played_fraction']:.0f}% of the sounding frames in "
+                                  f"{len(info.get('phrases_s', []))} phrases; rests (s): {shown or 'none'}",
+                                  highlight=False)
 
 
 @app.command()
