@@ -8,6 +8,8 @@ ends with all-notes-off, and the process has a hard timeout and an output-size c
 `render_band` renders each part alone (in parallel processes), so each gets its own EQ,
 compression, drive, room and place in the stereo field (the style's `mix` tables, with
 `mix.build_stem_board`), then the style's master chain, tape and vinyl character, and loudness.
+A part's `gain_db` is its loudness relative to the other parts (each is loudness-matched first, so
+SoundFont sample levels and distortion gain do not upset the balance).
 """
 from __future__ import annotations
 
@@ -149,6 +151,21 @@ def _pan(y: np.ndarray, pan: float) -> np.ndarray:
     return (y * (np.array([[np.cos(angle)], [np.sin(angle)]]) * np.sqrt(2))).astype(np.float32)
 
 
+_PART_REFERENCE_LUFS = -20.0
+
+
+def _balance_gain(y: np.ndarray, sample_rate: int, gain_db: float) -> float:
+    """The gain that puts a part at `gain_db` relative to the band's reference loudness, whatever its
+    SoundFont samples' level or its distortion's gain: a part's `mix.gain_db` is its place in the
+    balance. Measured on at most a minute from the middle (loudness varies little in a band part)."""
+    from .. import mix
+
+    n, span = y.shape[1], 60 * sample_rate
+    middle = y[:, max(0, (n - span) // 2):max(0, (n - span) // 2) + span]
+    lufs = mix.integrated_lufs(middle, sample_rate=sample_rate)
+    return float(10 ** ((_PART_REFERENCE_LUFS + gain_db - lufs) / 20)) if np.isfinite(lufs) else 1.0
+
+
 def _character(y: np.ndarray, sample_rate: int, character: dict[str, float], level_db: float,
                rng: np.random.Generator) -> np.ndarray:
     """Tape drive, tape hiss and vinyl crackle; noise levels are dB under the music's loudness."""
@@ -214,8 +231,8 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
     for name, y, _ in rendered:
         part = style.part(name)
         y = y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])))
-        y = _pan(mix.build_stem_board(replace(part.mix, reverb_wet=0.0))(np.ascontiguousarray(y), sample_rate),
-                 part.mix.pan)
+        y = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))(np.ascontiguousarray(y), sample_rate)
+        y = _pan(y * _balance_gain(y, sample_rate, part.mix.gain_db), part.mix.pan)
         bus += y
         send = part.mix.reverb_wet + style.master.reverb_wet
         if send > 0:
