@@ -26,6 +26,7 @@ MIN_DURATION_S = 1.0
 MAX_DURATION_S = 20 * 60.0
 SILENCE_DBFS = -70.0
 FORMATS = {"wav": "WAV", "flac": "FLAC"}
+_WRITE_BLOCK_SAMPLES = 1 << 18
 SOFTWARE_TAG = f"covergen {__version__}"  # written into every file `save` writes (WAV INFO ISFT, FLAC comment)
 
 
@@ -264,7 +265,8 @@ def save(path: Path, y: np.ndarray, *, sample_rate: int, subtype: str | None = N
             with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=y.shape[0], subtype=subtype,
                               format=fmt) as fh:
                 fh.software = SOFTWARE_TAG  # marks covergen's own files: `batch` never covers them again
-                fh.write(np.ascontiguousarray(y.T))
+                for start in range(0, y.shape[1], _WRITE_BLOCK_SAMPLES):  # no whole transposed copy of y
+                    fh.write(np.ascontiguousarray(y[:, start:start + _WRITE_BLOCK_SAMPLES].T))
         except (OSError, sf.LibsndfileError) as err:
             raise OutputError(f"{path}: cannot write ({_short(err)})") from None
     return path
