@@ -1,8 +1,9 @@
 """Per-stem SDR of each available separator, beside the mix/4 floor; its speed; memory on a 10-minute song.
 
 (a) held-out rendered songs (covergen.training.demo_song.held_out_songs: seeds >= 1000,
-varied instruments and tempi, never used for training or tuning); (b) the real MUSDB18 excerpt in
-../shared/data/multitrack (skipped when absent). SDR: fast_bss_eval, torch backend,
+varied instruments and tempi, never used for training or tuning); (b) the four real multitracks in
+../shared/data/multitrack (80s Rock, Britpop, Country1, Grunge; skipped when absent; all four are in
+MUSDB18's train set, which Spleeter and htdemucs have seen). SDR: fast_bss_eval, torch backend,
 fixed stem order (covergen.evaluation.stem_sdr_db). Memory: peak RSS of `covergen separate`
 on a 10-minute song (the demo song looped), in its own process.
 """
@@ -57,7 +58,7 @@ def _long_song_peak_rss(separator: str, *options: str) -> tuple[float, float]:
 
 
 def main() -> dict:
-    separators = ["embedded", "unmix"]
+    separators = ["spleeter", "embedded", "unmix"]
     try:
         separate._load_demucs(separate.DEMUCS_MODEL, separate._demucs_repo(None))
         separators.append("htdemucs")

@@ -42,11 +42,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 class Separator(str, Enum):
     auto = "auto"
     htdemucs = "htdemucs"
+    spleeter = "spleeter"
     embedded = "embedded"
     unmix = "unmix"
 
 
-SEPARATOR_HELP = ("auto: htdemucs if its weights can be had, else embedded (DSP, best offline on real recordings). "
+SEPARATOR_HELP = ("auto: htdemucs if its weights can be had, else spleeter (Spleeter's vocals, the rest split by "
+                  "HPSS and a low band; best offline on real recordings). embedded: DSP, no weights. "
                   "unmix: covergen's trained network (best on MIDI-rendered songs).")
 
 

@@ -42,7 +42,8 @@ def separation_sets(shared_data: Path = SHARED_DATA):
     """Yield (set, song, stems) to measure separators on, stems [shape=(2, samples)] at 44.1 kHz.
 
     "rendered": the six held-out songs of covergen.training.demo_song.held_out_songs (seeds >= 1000,
-    never used in training or tuning); "real": the MUSDB18 excerpt in shared/data/multitrack, if present.
+    never used in training or tuning); "real": every multitrack in shared/data/multitrack (80s Rock,
+    Britpop, Country1, Grunge: Music Delta songs of MUSDB18's train set), if present.
     """
     from . import audio
     from .separate import STEMS
@@ -52,9 +53,9 @@ def separation_sets(shared_data: Path = SHARED_DATA):
         stems = render_stems(sample_rate=44100, seed=song["seed"], bars=12, tempo_bpm=song["tempo_bpm"],
                              programs=song["programs"])
         yield "rendered", f"seed {song['seed']}", stems
-    folder = shared_data / "multitrack" / "Music_Delta__80s_Rock"
-    if folder.is_dir():
-        yield "real", folder.name, {s: audio.load(folder / f"{s}.flac", allow_silence=True)[0] for s in STEMS}
+    for folder in sorted((shared_data / "multitrack").glob("*/")):
+        if (folder / "mixture.flac").is_file():
+            yield "real", folder.name, {s: audio.load(folder / f"{s}.flac", allow_silence=True)[0] for s in STEMS}
 
 
 def score_separator(separator: str, sets) -> list[dict]:

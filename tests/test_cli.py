@@ -58,7 +58,7 @@ def test_make_report_has_facts_models_and_check(jazz_cover):
     assert r["output"]["true_peak_dbtp"] <= -1.0
     for stage in ("load", "analyse", "separate", "transfer", "mix", "check", "total"):
         assert r["stages_s"][stage] >= 0
-    assert r["separation"]["separator"] in ("embedded", "htdemucs") and r["separation"]["model_source"]
+    assert r["separation"]["separator"] in ("spleeter", "htdemucs") and r["separation"]["model_source"]
     transferred = {t["stem"]: t for t in r["transfer"]}
     assert transferred["vocals"]["instrument"] == "tenor_sax"
     assert transferred["vocals"]["model"]["sha256"] and transferred["vocals"]["model"]["origin"] == "shipped"

