@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from ..leadsheet import Note
 from . import features as feat
@@ -169,17 +170,19 @@ def track(mono: np.ndarray, *, sample_rate: int = feat.SAMPLE_RATE, hop_samples:
                     sounding=sounding, played=played, phrases=phrases, hop_s=hop_s)
 
 
-# Notes: the pitch smoothed over one vibrato period; a new note where it leaves the current
+# Notes: the pitch median-filtered over one vibrato period; a new note where it leaves the current
 # semitone by more than _NOTE_HYSTERESIS for _MIN_NOTE_S, a note shorter than _MIN_NOTE_S is
 # merged into its neighbour; loudness onsets (a dip of _ONSET_DB and back) split repeated notes.
 _VIBRATO_S = 0.17
 _NOTE_HYSTERESIS = 0.75
 _MIN_NOTE_S = 0.06
-_ONSET_DB = 6.0
+_ONSET_DB = 8.0
+_DIP = 8  # frames each side of a loudness dip
+_SMEAR = feat.LOUDNESS_N_FFT // feat.HOP_SAMPLES // 2  # the loudness window reaches this many frames into a neighbour
 
 
 def _velocity(loudness_db: float, reference_db: float) -> int:
-    """MIDI velocity from a note's peak loudness: 100 at the stem's loud level, 1.5 per dB."""
+    """MIDI velocity from a note's median loudness: 100 at the stem's loud level, 1.5 per dB."""
     return int(np.clip(round(100 + 1.5 * (loudness_db - reference_db)), 1, 127))
 
 
@@ -193,19 +196,19 @@ def notes_from_tracking(tr: Tracking) -> list[Note]:
     notes: list[Note] = []
     for a, b in _runs(tr.played):
         seg = midi[a:b]
-        kernel = np.ones(min(width, len(seg))) / min(width, len(seg))
-        pad = len(kernel) // 2
-        smooth = np.convolve(np.pad(seg, (pad, len(kernel) - 1 - pad), mode="edge"), kernel, mode="valid")
+        # A running median over one vibrato period: the vibrato averages out, a step stays a step.
+        smooth = median_filter(seg, size=min(width, len(seg)), mode="nearest")
         cuts, current, k = [0], int(np.round(np.median(smooth[:min_note]))), 0
         while k < len(seg):
             if abs(smooth[k] - current) > _NOTE_HYSTERESIS:
                 stay = smooth[k:k + min_note]
                 new = int(np.round(np.median(stay)))
                 if len(stay) >= min_note and np.all(np.abs(stay - current) > _NOTE_HYSTERESIS) and new != current:
-                    # Onset: where the raw pitch first comes closer to the new note than to the old one.
+                    # Onset: where the raw pitch has gone a quarter of the way to the new note (a
+                    # glide's start, where the singer leaves the old note).
                     lo = max(cuts[-1] + 1, k - width)
-                    closer = np.flatnonzero(np.abs(seg[lo:k + 1] - new) < np.abs(seg[lo:k + 1] - current))
-                    cut = lo + int(closer[0]) if len(closer) else k
+                    below = np.flatnonzero((seg[lo:k + 1] - current) / (new - current) <= 0.25)
+                    cut = lo + int(below[-1]) + 1 if len(below) else lo
                     cuts.append(cut)
                     current, k = new, max(k, cut) + min_note
                     continue
@@ -215,10 +218,12 @@ def notes_from_tracking(tr: Tracking) -> list[Note]:
         ld = tr.loudness_db[a:b]
         extra = []
         for s, e in zip(cuts[:-1], cuts[1:]):
-            for m in range(s + min_note, e - min_note):
-                left, right = ld[max(s, m - 15):m].max(), ld[m + 1:min(e, m + 16)].max()
+            for m in range(s + min_note + _SMEAR, e - min_note - _SMEAR):
+                left, right = ld[max(s + _SMEAR, m - _DIP):m].max(), ld[m + 1:min(e - _SMEAR, m + _DIP + 1)].max()
                 if ld[m] <= min(left, right) - _ONSET_DB and ld[m] == ld[m - 2:m + 3].min():
                     extra.append(m)
+        # A pitch step already marks the onset: a loudness dip next to one adds no note.
+        extra = [m for m in extra if min(abs(m - c) for c in cuts) > width]
         cuts = sorted(set(cuts + extra))
         spans = [(s, e) for s, e in zip(cuts[:-1], cuts[1:]) if e > s]
         merged: list[list[int]] = []
@@ -232,7 +237,7 @@ def notes_from_tracking(tr: Tracking) -> list[Note]:
                 continue
             pitch = int(np.round(np.median(seg[s:e])))
             notes.append(Note(onset_s=round((a + s) * tr.hop_s, 3), duration_s=round((e - s) * tr.hop_s, 3),
-                              pitch=pitch, velocity=_velocity(float(ld[s:e].max()), reference_db)))
+                              pitch=pitch, velocity=_velocity(float(np.median(ld[s:e])), reference_db)))
     return notes
 
 
@@ -240,7 +245,8 @@ def melody_notes(y: np.ndarray, *, sample_rate: int) -> list[Note]:
     """The melody notes of a monophonic stem y [shape=(channels, samples)] or [shape=(samples,)], any sample rate.
 
     The same phrase tracking `transfer_stem` plays: onset_s and duration_s in seconds of y, MIDI
-    pitch (vibrato and glides averaged out), velocity from the note's loudness. An empty list
+    pitch (the median over the note: vibrato and glides averaged out), velocity from the note's
+    median loudness (100 at the stem's loud level, 1.5 per dB). An empty list
     when y has no melodic phrase.
     """
     from ..audio import resample, to_mono
