@@ -12,7 +12,7 @@ import traceback
 
 from .common import OUT, environment
 
-BENCHES = ["pipeline", "separation", "timbre", "coverid", "genre", "batch", "analysis", "memory"]
+BENCHES = ["pipeline", "separation", "timbre", "melody", "coverid", "genre", "batch", "analysis", "memory"]
 
 
 def main(names: list[str]) -> int:
