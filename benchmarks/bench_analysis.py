@@ -220,6 +220,8 @@ def score_rendered(seeds, systems: dict[str, Callable | None], *, with_lead: boo
                 est = system(rendered.audio, sample_rate=rendered.sample_rate,
                              vocals=rendered.lead if with_lead else None)
                 scores = score(ref, est)
+                if not with_lead:
+                    scores["melody_f"] = float("nan")  # the melody is measured from the lead stem only
             except AudioContentError as err:  # a refusal of music scores zero everywhere
                 est, error = None, str(err)
                 scores = {m: (1.0 if m == "tempo_err" else 0.0) for m in METRICS}
@@ -249,7 +251,8 @@ def _row_line(row: dict) -> str:
 
 
 _HEADER = (f"{'seed':>5} {'system':<8} {'categories':<34} " + " ".join(f"{m[:5]:>5}" for m in
-           ("root", "mjmn", "7ths", "beatF", "dbF", "meter", "keyW", "keyEx", "melF")) + "  tempo est/true key est|true")
+           ("root", "mjmn", "7ths", "beatF", "dbF", "meter", "keyW", "keyEx", "melF"))
+           + "  tempo est/true key est|true")
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -277,7 +280,8 @@ def _print_summary(summary: dict) -> None:
     for system, groups in summary.items():
         for group, stats in groups.items():
             print(f"{'':>5} {system:<8} {group + ' (' + str(stats['n']) + ')':<34} "
-                  + " ".join(_fmt(stats[m]["mean"]) for m in METRICS[:9]) + f" {stats['tempo_err']['mean'] * 100:5.1f}%")
+                  + " ".join(_fmt(stats[m]["mean"]) for m in METRICS[:9])
+                  + f" {stats['tempo_err']['mean'] * 100:5.1f}%")
     for system, groups in summary.items():
         a = groups["all"]
         verdict = ", ".join(f"{m} {a[m]['mean']:.3f} {'>=' if a[m]['mean'] >= f else '<'} {f}"
@@ -285,10 +289,12 @@ def _print_summary(summary: dict) -> None:
         print(f"floors ({system}, mean over all): {verdict}")
 
 
-def _markdown_rendered(rows: list[dict], summary: dict) -> str:
+def _markdown_rendered(rows: list[dict], summary: dict, *, with_lead: bool = True) -> str:
+    inputs = ("the mixture and the true lead stem for the melody" if with_lead else
+              "the mixture only (melody not measured)")
     lines = ["### (a) Rendered songs, held-out seeds 1000-1015 (never used for tuning)", "",
              "Ground truth is exact (the rendered beat times after drift and jitter, the chords per beat, the "
-             "lead's notes). The analysis gets the mixture and the true lead stem for the melody. "
+             f"lead's notes). The analysis gets {inputs}. "
              f"Floors: majmin >= {FLOORS['majmin']}, beat F >= {FLOORS['beat_f']}, downbeat F >= "
              f"{FLOORS['downbeat_f']}. The baseline is librosa beat_track + chroma templates (for comparison).", "",
              "| system | songs | root | majmin | sevenths | beat F | downbeat F | meter | key (weighted) | key exact "
@@ -358,7 +364,7 @@ def _any_level_f(ref: np.ndarray, est: np.ndarray) -> float:
     return float(max(mir_eval.beat.f_measure(v, est) for v in variants))
 
 
-def score_real(system: Callable, *, stretch_rate: float = 1.1, only: str | None = None,
+def score_real(system: Callable, *, stretch_rate: float = 1.1, only: str | None = None, with_vocals: bool = True,
                verbose: bool = True) -> list[dict]:
     import librosa
     import mir_eval
@@ -379,7 +385,7 @@ def score_real(system: Callable, *, stretch_rate: float = 1.1, only: str | None 
             y, sr = src, SAMPLE_RATE
         row["duration_s"] = round(y.shape[1] / sr, 1)
         vocals = None
-        if multitrack is not None and (multitrack / "vocals.flac").is_file():
+        if with_vocals and multitrack is not None and (multitrack / "vocals.flac").is_file():
             vocals, _ = audio.load(multitrack / "vocals.flac", sample_rate=sr, allow_silence=True)
         t0 = time.perf_counter()
         try:
@@ -471,7 +477,8 @@ def _markdown_real(rows: list[dict]) -> str:
         if r["correct"] is False:
             refused = f"**{refused} (WRONG)**"
         lines.append(
-            f"| {r['file']} | {r['kind']} | {refused} | {r.get('tempo_bpm', '-')} ({r.get('librosa_tempo_bpm', '-')}) | "
+            f"| {r['file']} | {r['kind']} | {refused} | {r.get('tempo_bpm', '-')} "
+            f"({r.get('librosa_tempo_bpm', '-')}) | "
             f"{r.get('beats_per_bar', '-')} | {r.get('key', '-')} | {r.get('beat_f_vs_librosa', '-')} "
             f"({r.get('beat_f_vs_librosa_any_level', '-')}) | {r.get('stretch_beat_f', '-')} "
             f"({r.get('stretch_beat_f_any_level', '-')}) | {r.get('beats_on_drum_onsets', '-')} | "
@@ -480,17 +487,17 @@ def _markdown_real(rows: list[dict]) -> str:
 
 
 # -- (c) speed ------------------------------------------------------------------------------------
-def measure_speed(systems: dict[str, Callable], *, duration_s: float = 180.0) -> dict:
+def measure_speed(systems: dict[str, Callable], *, duration_s: float = 180.0, with_lead: bool = True) -> dict:
     from covergen.training import leadsheet_songs
 
     rendered = leadsheet_songs.song(leadsheet_songs.SPEED_SEED, duration_s=duration_s, with_lead=True)
     length_s = rendered.audio.shape[1] / rendered.sample_rate
     warm = rendered.audio[:, :10 * rendered.sample_rate]
-    out = {"song_s": round(length_s, 1), "seed": leadsheet_songs.SPEED_SEED}
+    out = {"song_s": round(length_s, 1), "seed": leadsheet_songs.SPEED_SEED, "with_lead": with_lead}
     for name, system in systems.items():
-        system(warm, sample_rate=rendered.sample_rate, vocals=rendered.lead[:, :warm.shape[1]])  # model loads
-        t0 = time.perf_counter()
-        sheet = system(rendered.audio, sample_rate=rendered.sample_rate, vocals=rendered.lead)
+        system(warm, sample_rate=rendered.sample_rate, vocals=rendered.lead[:, :warm.shape[1]] if with_lead else None)
+        t0 = time.perf_counter()  # after the warm-up call above, which loads the models
+        sheet = system(rendered.audio, sample_rate=rendered.sample_rate, vocals=rendered.lead if with_lead else None)
         seconds = time.perf_counter() - t0
         out[name] = {"seconds": round(seconds, 2), "rtf": round(seconds / length_s, 4),
                      "stages_s": sheet.source.get("seconds", {})}
@@ -500,14 +507,16 @@ def measure_speed(systems: dict[str, Callable], *, duration_s: float = 180.0) ->
 
 
 def _markdown_speed(speed: dict) -> str:
-    lines = ["### (c) Speed", "", f"A {speed['song_s']:.0f} s rendered song (seed {speed['seed']}), mixture plus the "
-             "true lead stem (separation not counted), after a 10 s warm-up call that loads the models. "
-             f"Floor: <= {RTF_FLOOR}x real time.", "", "| system | seconds | real-time factor | floor | stages (s) |",
-             "|---|---|---|---|---|"]
+    inputs = "mixture plus the true lead stem" if speed.get("with_lead", True) else "mixture only (no melody)"
+    lines = ["### (c) Speed", "",
+             f"A {speed['song_s']:.0f} s rendered song (seed {speed['seed']}), {inputs}, separation not counted, "
+             f"timed after a 10 s warm-up call that loads the models. Floor: <= {RTF_FLOOR}x real time.", "",
+             "| system | seconds | real-time factor | floor | stages (s) |", "|---|---|---|---|---|"]
     for name, s in speed.items():
         if isinstance(s, dict):
-            lines.append(f"| {name} | {s['seconds']} | {s['rtf']:.3f} | {'met' if s['rtf'] <= RTF_FLOOR else 'NOT met'} | "
-                         + ", ".join(f"{k} {v}" for k, v in s.get("stages_s", {}).items()) + " |")
+            verdict = "met" if s["rtf"] <= RTF_FLOOR else "NOT met"
+            stages = ", ".join(f"{k} {v}" for k, v in s.get("stages_s", {}).items())
+            lines.append(f"| {name} | {s['seconds']} | {s['rtf']:.3f} | {verdict} | {stages} |")
     return "\n".join(lines) + "\n"
 
 
@@ -530,9 +539,11 @@ def main(argv: list[str] | None = None) -> None:
                              "bench: analyse,baseline)")
     parser.add_argument("--kw", action="append", default=[], metavar="KEY=VALUE",
                         help="extra keyword for covergen.analysis.analyse, e.g. --kw chords=template")
-    parser.add_argument("--no-lead", action="store_true", help="do not give the analysis the true lead stem")
+    parser.add_argument("--no-lead", action="store_true",
+                        help="no melody: do not give the analysis the true lead stem (nor the multitracks' vocals)")
     parser.add_argument("--parts", default="abc", help="bench parts to run: a (rendered), b (real), c (speed)")
-    parser.add_argument("--only", default=None, help="(b): only files whose name contains one of these, comma-separated")
+    parser.add_argument("--only", default=None,
+                        help="(b): only files whose name contains one of these, comma-separated")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     from covergen.training.leadsheet_songs import DEV_SEEDS, parse_seeds
 
@@ -560,17 +571,17 @@ def main(argv: list[str] | None = None) -> None:
         summary = summarise(rows)
         _print_summary(summary)
         data["rendered"] = {"seeds": seeds, "rows": rows, "summary": summary}
-        md.append(_markdown_rendered(rows, summary))
+        md.append(_markdown_rendered(rows, summary, with_lead=not args.no_lead))
     main_system = runnable.get("analyse") or runnable.get("baseline")
     if "b" in args.parts and main_system is not None:
         label = "analyse" if "analyse" in runnable else "baseline"
         print(f"[bench analysis] (b) real recordings ({label})", flush=True)
-        rows = score_real(main_system, only=args.only)
+        rows = score_real(main_system, only=args.only, with_vocals=not args.no_lead)
         data["real"] = {"system": label, "rows": rows}
         md.append(_markdown_real(rows).replace("### (b) Real recordings", f"### (b) Real recordings ({label})"))
     if "c" in args.parts and runnable:
         print("[bench analysis] (c) speed", flush=True)
-        speed = measure_speed({k: v for k, v in runnable.items() if k != "oracle"})
+        speed = measure_speed({k: v for k, v in runnable.items() if k != "oracle"}, with_lead=not args.no_lead)
         data["speed"] = speed
         md.append(_markdown_speed(speed))
     write("analysis", data, "\n".join(md))
