@@ -654,10 +654,10 @@ def song(seed: int, *, duration_s: float | None = None, cache: bool = True,
         if cache:
             stem.parent.mkdir(parents=True, exist_ok=True)
             for suffix, x in ((".lead.flac", rendered.lead), (".backing.flac", rendered.audio - rendered.lead)):
-                tmp = stem.with_name(stem.name + suffix + ".tmp")
+                tmp = stem.with_name(f"{stem.name}{suffix}.{os.getpid()}.tmp")  # concurrent renders don't collide
                 sf.write(tmp, x.T, SAMPLE_RATE, subtype="PCM_24", format="FLAC")
                 tmp.replace(stem.with_name(stem.name + suffix))
-            tmp = stem.with_name(stem.name + ".leadsheet.json.tmp")
+            tmp = stem.with_name(f"{stem.name}.leadsheet.json.{os.getpid()}.tmp")
             tmp.write_text(rendered.leadsheet.to_json())
             tmp.replace(stem.with_name(stem.name + ".leadsheet.json"))
             rendered = _read_cached(stem, seed)  # what a later call gets: the 24-bit files
