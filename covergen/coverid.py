@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import atomic_path, beat_track, onset_strength
+from .audio import atomic_path, beat_track, check_output_not_input, onset_strength
 from .errors import CovergenError, CoverCheckError, ModelError
 
 __all__ = ["features", "beat_chroma", "features_from_chroma", "similarity", "similarity_strong",
@@ -376,6 +376,9 @@ def build_index(folder: Path, index_path: Path | None = None, *,
     if not folder.is_dir():
         raise CoverCheckError(f"{folder}: not a folder; give a folder of songs to index")
     index_path = Path(index_path) if index_path is not None else folder / INDEX_NAME
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    check_output_not_input([index_path], files)  # `index DIR -o DIR/song.wav` must not replace the song
     records: dict[str, dict] = {}
     if index_path.is_file():
         try:
@@ -385,8 +388,6 @@ def build_index(folder: Path, index_path: Path | None = None, *,
         except CoverCheckError as err:
             log.warning("rebuilding the index: %s", err)
             records = {}
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     fresh: dict[str, dict] = {}
     dims = 12 * (PATCH_BEATS // 2 + 1)
     changed = 0

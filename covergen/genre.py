@@ -388,17 +388,20 @@ def profile(
     recursive: bool = True,
     excerpt_s: float = 60.0,
     model_name: str = MODEL_NAME,
+    out_path: Path | None = None,
 ) -> dict:
     """A listener's taste from a music folder: per-file genres, distributions, ranked favourites.
 
     Each file is classified on its middle `excerpt_s` seconds and its genre tag is read. A file's
     genre is its tag where it has one (a person chose it) and the classifier's top genre otherwise;
     `source` says which. Unreadable files are listed under "errors", never fatal. JSON-able.
+    `out_path` (where the caller will save it) must not be one of the songs: OutputIsInputError.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise GenreError(f"{folder}: not a folder; give the folder of your music")
     files = _audio_files(folder, recursive=recursive)
+    audio.check_output_not_input([out_path], files)  # where the profile will be saved: never over a song
     if not files:
         raise GenreError(f"{folder}: no audio files ({', '.join(s.lstrip('.') for s in AUDIO_SUFFIXES)}) found"
                          + ("" if recursive else "; try recursive=True"))

@@ -593,7 +593,7 @@ def taste_profile(folder: Path, out: Path | None = None, *, recursive: bool = Tr
 
     if out is not None:
         check_writable_file(out)
-    result = genre.profile(Path(folder), recursive=recursive, on_progress=on_progress)
+    result = genre.profile(Path(folder), recursive=recursive, on_progress=on_progress, out_path=out)
     if out is not None:
         genre.save_profile(result, Path(out))
     return result

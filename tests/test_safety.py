@@ -227,3 +227,12 @@ def test_arrange_refuses_output_or_report_that_is_the_input(tmp_path, song, kind
     out = _link(tmp_path, song, kind)
     _assert_refused(_run("arrange", song, "--to", "jazz", "-o", out), out, before)
     _assert_refused(_run("arrange", song, "--to", "jazz", "-o", tmp_path / "band.wav", "--report", out), out, before)
+
+
+@pytest.mark.parametrize("command", ["profile", "index"])
+def test_profile_and_index_refuse_to_write_over_a_song(tmp_path, song, command):
+    music = tmp_path / "music"
+    music.mkdir()
+    os.replace(song, music / "a.wav")
+    before = {music / "a.wav": _sha256(music / "a.wav")}
+    _assert_refused(_run(command, music, "-o", music / "a.wav"), music / "a.wav", before)
