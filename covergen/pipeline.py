@@ -310,6 +310,27 @@ def preset_text(name: str) -> str:
     return (presets.presets_dir() / preset.source).read_text()
 
 
+FETCHABLE_MODELS = ("htdemucs-onnx",)
+
+
+def model_terms(name: str) -> str:
+    """The terms of an optional model's weights, shown before `fetch_model`."""
+    from . import htdemucs_onnx
+    from .errors import SeparationError
+
+    if name not in FETCHABLE_MODELS:
+        raise SeparationError(f"unknown optional model {name!r}; fetchable: {', '.join(FETCHABLE_MODELS)}")
+    return htdemucs_onnx.TERMS
+
+
+def fetch_model(name: str, *, accept_terms: bool) -> Path:
+    """`covergen models fetch`: download an optional model into the user models folder (never the repo)."""
+    from . import htdemucs_onnx
+
+    model_terms(name)
+    return htdemucs_onnx.fetch(accept_terms=accept_terms)
+
+
 def doctor() -> dict:
     """What is available and from where: separators, instrument models, SoundFonts, tools."""
     import shutil

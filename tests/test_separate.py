@@ -206,3 +206,75 @@ def test_spleeter_weights_come_from_the_package_and_are_sha256_checked(tmp_path,
     monkeypatch.setattr(separate, "_spleeter_models", {})
     with pytest.raises(SeparationError, match="fails its sha256 check"):
         separate.separate(np.zeros((2, 44100), np.float32), sample_rate=44100, separator="spleeter", use_cache=False)
+
+
+def _tiny_htdemucs_onnx(path):
+    """An ONNX graph with htdemucs-onnx's inputs and outputs that routes the whole spectrogram to `other`.
+
+    Through covergen.htdemucs_onnx's numpy pre/post-processing, `other` must come back as the mix
+    and the other stems as silence: a check of the spectrogram port, the segment overlap and the scaling.
+    """
+    onnx = pytest.importorskip("onnx", reason="onnx (dev dependency) builds the tiny test graph")
+    from onnx import TensorProto, helper
+
+    from covergen import htdemucs_onnx as h
+
+    frames = h.SEGMENT_SAMPLES // h.HOP_SAMPLES + 1
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    axis = helper.make_tensor("axis", TensorProto.INT64, [1], [1])
+    nodes = [helper.make_node("Unsqueeze", ["spec", "axis"], ["spec1"]),
+             helper.make_node("Mul", ["spec1", "zero"], ["silent"]),
+             helper.make_node("Concat", ["silent", "silent", "spec1", "silent"], ["output"], axis=1),
+             helper.make_node("Unsqueeze", ["input", "axis"], ["mix1"]),
+             helper.make_node("Mul", ["mix1", "zero"], ["quiet"]),
+             helper.make_node("Concat", ["quiet"] * 4, ["time"], axis=1)]
+    graph = helper.make_graph(
+        nodes, "tiny-htdemucs",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2, h.SEGMENT_SAMPLES]),
+         helper.make_tensor_value_info("spec", TensorProto.FLOAT, [1, 4, 2048, frames])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, 4, 2048, frames]),
+         helper.make_tensor_value_info("time", TensorProto.FLOAT, [1, 4, 2, h.SEGMENT_SAMPLES])],
+        initializer=[zero, axis])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_htdemucs_onnx_port_reconstructs_through_a_tiny_graph(tmp_path):
+    from covergen import htdemucs_onnx
+
+    session = htdemucs_onnx.load(_tiny_htdemucs_onnx(tmp_path / "tiny.onnx"))
+    t = np.arange(int(17.3 * 44100)) / 44100  # 3 segments and a part: overlaps and a padded last segment
+    y = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.2 * np.sin(2 * np.pi * 331 * t + 1)]).astype(np.float32)
+    stems = htdemucs_onnx.separate(session, y)
+    assert set(stems) == set(separate.STEMS) and all(s.shape == y.shape for s in stems.values())
+    # 43.5 dB measured: htdemucs drops the top (Nyquist) bin, which the cut at the song's end excites
+    assert stem_sdr_db({"other": y}, {"other": stems["other"]})["other"] > 35.0
+    assert max(np.abs(stems[s]).max() for s in ("vocals", "drums", "bass")) < 1e-4
+
+
+def test_htdemucs_runs_through_the_fetched_onnx_when_demucs_has_nothing_cached(tmp_path, monkeypatch):
+    from covergen import htdemucs_onnx, registry
+
+    monkeypatch.setenv("COVERGEN_USER_MODELS", str(tmp_path))
+    model = _tiny_htdemucs_onnx(tmp_path / "htdemucs.onnx")
+    (tmp_path / "card.md").write_text("tiny test graph\n")
+    registry.register(htdemucs_onnx.MODEL_NAME, model, kind="separator", source="test", license="test",
+                      card="card.md", root=tmp_path)
+    monkeypatch.setattr(separate, "_cached_offline", lambda name: None)
+    monkeypatch.setattr(separate, "_online", lambda timeout_s=1.5: False)
+    monkeypatch.setattr(separate, "_demucs_models", {})
+    monkeypatch.setattr(separate, "_onnx_sessions", {})
+    monkeypatch.setattr(separate, "_auto_choice", {})
+    assert separate.resolve_separator("auto")[0] == "htdemucs" and "ONNX" in separate.demucs_status()
+    mix = (0.1 * np.random.default_rng(0).standard_normal((2, 3 * 44100))).astype(np.float32)
+    stems, info = separate.separate(mix, sample_rate=44100, separator="htdemucs", use_cache=False)
+    assert "ONNX" in info["model_source"]
+    assert np.max(np.abs(sum(stems.values()) - mix)) < 0.02 * np.abs(mix).max()  # the top (Nyquist) bin is dropped
+
+
+def test_htdemucs_onnx_fetch_needs_the_terms_accepted(tmp_path):
+    from covergen import htdemucs_onnx
+
+    with pytest.raises(SeparationError, match="research/personal use only; re-run with --accept-terms"):
+        htdemucs_onnx.fetch(accept_terms=False, root=tmp_path)
+    assert not any(tmp_path.iterdir())
