@@ -145,10 +145,10 @@ def to_midi(events: list[Event], grid: LeadSheet | np.ndarray | list[float], *, 
     return midi
 
 
-def _pan(y: np.ndarray, pan: float) -> np.ndarray:
-    """Constant-power balance; pan -1 is hard left, +1 hard right (as the cover's stem mix)."""
+def _pan_gains(pan: float) -> np.ndarray:
+    """Constant-power balance gains [shape=(2, 1)]; pan -1 is hard left, +1 hard right (as the cover's stem mix)."""
     angle = (pan + 1) * np.pi / 4
-    return (y * (np.array([[np.cos(angle)], [np.sin(angle)]]) * np.sqrt(2))).astype(np.float32)
+    return (np.array([[np.cos(angle)], [np.sin(angle)]]) * np.sqrt(2)).astype(np.float32)
 
 
 _PART_REFERENCE_LUFS = -20.0
@@ -228,16 +228,20 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
         facts["render_s"] = round(time.perf_counter() - t0, 3)
         return bus, facts
     room = np.zeros((2, n), np.float32)  # one shared room: each part's reverb_wet is its send level
+    sends = 0.0
     for name, y, _ in rendered:
         part = style.part(name)
-        y = y[:, :n] if y.shape[1] >= n else np.pad(y, ((0, 0), (0, n - y.shape[1])))
-        y = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))(np.ascontiguousarray(y), sample_rate)
-        y = _pan(y * _balance_gain(y, sample_rate, part.mix.gain_db), part.mix.pan)
-        bus += y
+        m = min(n, y.shape[1])
+        y = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))(np.ascontiguousarray(y[:, :m]),
+                                                                                   sample_rate)
+        y *= _pan_gains(part.mix.pan) * np.float32(_balance_gain(y, sample_rate, part.mix.gain_db))
+        bus[:, :m] += y
         send = part.mix.reverb_wet + style.master.reverb_wet
         if send > 0:
-            room += send * y
-    if room.any():
+            y *= np.float32(send)
+            room[:, :m] += y
+            sends += send
+    if sends > 0:
         import pedalboard as pb
 
         bus += pb.Reverb(room_size=style.master.reverb_room_size, wet_level=1.0, dry_level=0.0, damping=0.5,
