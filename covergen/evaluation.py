@@ -38,7 +38,7 @@ def stem_sdr_db(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     return {k: float(v) for k, v in zip(names, mean)}
 
 
-def separation_sets(shared_data: Path = SHARED_DATA):
+def separation_sets(shared_data: Path = SHARED_DATA, kinds: tuple[str, ...] = ("rendered", "real")):
     """Yield (set, song, stems) to measure separators on, stems [shape=(2, samples)] at 44.1 kHz.
 
     "rendered": the six held-out songs of covergen.training.demo_song.held_out_songs (seeds >= 1000,
@@ -49,11 +49,11 @@ def separation_sets(shared_data: Path = SHARED_DATA):
     from .separate import STEMS
     from .training.demo_song import held_out_songs, render_stems
 
-    for song in held_out_songs(6):
+    for song in held_out_songs(6) if "rendered" in kinds else []:
         stems = render_stems(sample_rate=44100, seed=song["seed"], bars=12, tempo_bpm=song["tempo_bpm"],
                              programs=song["programs"])
         yield "rendered", f"seed {song['seed']}", stems
-    for folder in sorted((shared_data / "multitrack").glob("*/")):
+    for folder in sorted((shared_data / "multitrack").glob("*/")) if "real" in kinds else []:
         if (folder / "mixture.flac").is_file():
             yield "real", folder.name, {s: audio.load(folder / f"{s}.flac", allow_silence=True)[0] for s in STEMS}
 
