@@ -183,6 +183,37 @@ def test_a_waltz_gets_a_three_four_groove(name):
     assert beats_hit[-1] == 2
 
 
+@pytest.mark.parametrize("beats_per_bar", [2, 5, 6])
+def test_other_meters_play_whole_bars_of_their_own_length(beats_per_bar):
+    """Meters the styles have no pattern for play the nearest one cut or repeated to the bar."""
+    style = arrange.load_style("rock")
+    s = sheet(beats_per_bar=beats_per_bar, bars=8)
+    events = arrange.score(s, style, seed=0, humanise=False)
+    for bar in s.bars()[:-1]:  # the last bar plays the ending
+        inside = [e for e in events if bar[0] <= e.beat < bar[0] + beats_per_bar]
+        assert any(e.part == "bass" and abs(e.beat - bar[0]) < 1e-9 for e in inside)
+        assert {math.floor(e.beat - bar[0]) for e in inside if e.part == "drums"} >= set(range(min(beats_per_bar, 3)))
+
+
+def test_a_bar_longer_than_the_meter_is_played_as_bars_of_the_meter():
+    """A downbeat the analysis missed leaves an 8-beat bar in 4/4; the band keeps playing through it."""
+    style = arrange.load_style("jazz")
+    s = sheet(bars=6)
+    s.downbeats = [d for d in s.downbeats if d != 8]
+    bass = [e for e in arrange.score(s, style, seed=0, humanise=False) if e.part == "bass"]
+    assert {round(e.beat) for e in bass} >= set(range(4, 16))
+
+
+def test_a_missing_soundfont_is_one_line_naming_the_package(tmp_path):
+    from covergen.errors import SynthError
+
+    midi = arrange.to_midi(arrange.score(sheet(bars=1), arrange.load_style("rock"), seed=0), sheet(bars=1),
+                           style=arrange.load_style("rock"))
+    with pytest.raises(SynthError) as err:
+        render_midi(midi, soundfont=tmp_path / "missing.sf2")
+    assert "\n" not in str(err.value) and ("fluid-soundfont-gm" in str(err.value) or "fluidsynth" in str(err.value))
+
+
 def test_same_seed_same_score_other_seed_other_score():
     style = arrange.load_style("jazz")
     s = sheet()

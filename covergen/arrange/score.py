@@ -245,10 +245,22 @@ class _Bass:
 
 
 def _bars_in_phrases(sheet: LeadSheet) -> list[tuple[list[int], int]]:
-    """(beat indices, bar number) per bar; the pickup is bar -1, the first full bar is bar 0."""
+    """(beat indices, bar number) per bar; the pickup is bar -1, the first full bar is bar 0. A bar
+    longer than the meter (a downbeat the analysis missed) is played as bars of the meter."""
     bars = sheet.bars()
-    starts_with_pickup = bool(bars) and bars[0][0] == 0 and sheet.downbeats and sheet.downbeats[0] > 0
-    return [(bar, i - 1 if starts_with_pickup else i) for i, bar in enumerate(bars)]
+    bpb = sheet.beats_per_bar
+    starts_with_pickup = bool(bars) and bars[0][0] == 0 and bool(sheet.downbeats) and sheet.downbeats[0] > 0
+    out: list[tuple[list[int], int]] = []
+    number = -1 if starts_with_pickup else 0
+    for i, bar in enumerate(bars):
+        if i == 0 and starts_with_pickup:
+            out.append((bar, -1))
+            number = 0
+            continue
+        for k in range(0, len(bar), bpb):
+            out.append((bar[k:k + bpb], number))
+            number += 1
+    return out
 
 
 def score(lead_sheet: LeadSheet, style: Style, *, seed: int, tempo_ratio: float = 1.0,
