@@ -278,3 +278,18 @@ def test_htdemucs_onnx_fetch_needs_the_terms_accepted(tmp_path):
     with pytest.raises(SeparationError, match="research/personal use only; re-run with --accept-terms"):
         htdemucs_onnx.fetch(accept_terms=False, root=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_models_fetch_states_the_terms_and_refuses_without_accepting(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from covergen.cli import app
+
+    monkeypatch.setenv("COVERGEN_USER_MODELS", str(tmp_path))
+    result = CliRunner().invoke(app, ["models", "fetch", "htdemucs-onnx"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "research and personal use only" in result.output and "Do not commit or redistribute" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: htdemucs-onnx not fetched")
+    assert not any(tmp_path.iterdir())
+    result = CliRunner().invoke(app, ["models", "fetch", "nope"], catch_exceptions=False)
+    assert result.exit_code == 1 and "unknown optional model 'nope'" in result.output
