@@ -8,9 +8,10 @@ export OMP_NUM_THREADS ?= 2
 
 install: system-deps $(BIN)/covergen
 
-# Debian packages: fluidsynth + two General MIDI SoundFonts (training/test audio), and Hydrogen's
-# recorded drum kits (only `make models` needs them: a failed install warns). Time-stretch uses
-# pedalboard's built-in Rubber Band.
+# Debian packages: fluidsynth + two General MIDI SoundFonts (training/test audio, the arranger's band),
+# Hydrogen's recorded drum kits (only `make models` needs them) and the AVL recorded drum kits as
+# SoundFonts (the arranger's jazz and rock drums; without them General MIDI kits): a failed install
+# of either kit package warns. Time-stretch uses pedalboard's built-in Rubber Band.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	  missing=""; for p in fluidsynth fluid-soundfont-gm musescore-general-soundfont libsndfile1; do \
@@ -19,7 +20,10 @@ system-deps:
 	  kits="DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hydrogen-drumkits"; \
 	  dpkg -s hydrogen-drumkits >/dev/null 2>&1 || sh -c "$$kits" || { apt-get update -qq && sh -c "$$kits"; } \
 	    || echo "warning: hydrogen-drumkits not installed; make models needs it"; \
-	else echo "not root: install fluidsynth fluid-soundfont-gm musescore-general-soundfont hydrogen-drumkits yourself"; fi
+	  avl="DEBIAN_FRONTEND=noninteractive apt-get install -y -qq avldrums.lv2-soundfont"; \
+	  dpkg -s avldrums.lv2-soundfont >/dev/null 2>&1 || sh -c "$$avl" || { apt-get update -qq && sh -c "$$avl"; } \
+	    || echo "warning: avldrums.lv2-soundfont not installed; the arranger's jazz and rock drums fall back to General MIDI kits"; \
+	else echo "not root: install fluidsynth fluid-soundfont-gm musescore-general-soundfont hydrogen-drumkits avldrums.lv2-soundfont yourself"; fi
 
 $(BIN)/covergen: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)

@@ -105,6 +105,20 @@ def render_midi(midi, *, sample_rate: int = 44100, soundfont: Path | None = None
     return np.ascontiguousarray(y[:max_samples].T)
 
 
+def _part_soundfont(part, default: Path | None, program: int) -> tuple[Path | None, bool]:
+    """(SoundFont, is a kit SoundFont) for a part: its own (a file name under /usr/share/sounds/sf2 or a
+    path) when installed, else the General MIDI one (a notice says what to install). Drums at the
+    style's slow tempo play the General MIDI slow kit (brushes), which recorded kits lack."""
+    if part.soundfont is None or (part.is_drums and program != part.program):
+        return default, False
+    own = Path(part.soundfont)
+    own = own if own.is_absolute() else Path("/usr/share/sounds/sf2") / own
+    if own.is_file():
+        return own, part.is_drums
+    log.info("%s: %s not installed (Debian avldrums.lv2-soundfont); using the General MIDI kit", part.name, own)
+    return default, False
+
+
 def _grid(grid: LeadSheet | np.ndarray | list[float]) -> tuple[np.ndarray, int, int]:
     if isinstance(grid, LeadSheet):
         return np.asarray(grid.beats_s, float), grid.beats_per_bar, (grid.downbeats[0] if grid.downbeats else 0)
@@ -210,16 +224,22 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
 
     def one(inst):
         single = copy.copy(midi)  # shares the tempo map
+        font, kit = _part_soundfont(style.part(inst.name), soundfont, inst.program)
+        if kit:  # a recorded kit is a melodic preset (bank 0, program 0) with General MIDI drum keys
+            inst = copy.copy(inst)
+            inst.is_drum, inst.program = False, 0
         single.instruments = [inst]
         t = time.perf_counter()
-        y = render_midi(single, sample_rate=sample_rate, soundfont=soundfont)
-        return inst.name, y, time.perf_counter() - t
+        y = render_midi(single, sample_rate=sample_rate, soundfont=font)
+        return inst.name, y, time.perf_counter() - t, font
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         rendered = list(pool.map(one, parts))
+    fonts = {name: str(font) for name, _, _, font in rendered}
+    rendered = [(name, y, dt) for name, y, dt, _ in rendered]
     n = int(round(duration_s * sample_rate)) if duration_s else max((y.shape[1] for _, y, _ in rendered), default=0)
     facts = {"style": style.name, "soundfont": str(soundfont), "sample_rate": sample_rate,
-             "parts": {name: {"program": next(i.program for i in parts if i.name == name),
+             "parts": {name: {"program": next(i.program for i in parts if i.name == name), "soundfont": fonts[name],
                               "notes": sum(e.part == name for e in events), "render_s": round(dt, 3)}
                        for name, _, dt in rendered},
              "duration_s": round(n / sample_rate, 3), "lufs": None}

@@ -41,8 +41,8 @@ VOICINGS = ("shell", "rootless", "close", "power", "upper", "spread")
 _STYLE_KEYS = {"name", "description", "subdivision_beats", "swing", "humanise_ms", "humanise_velocity",
                "phrase_bars", "section_bars", "drums_on_no_chord", "extensions", "slow_below_bpm", "parts",
                "master", "character"}
-_PART_KEYS = {"role", "instrument", "kit", "slow_kit", "range", "voicing", "voice", "arpeggio", "delay_ms",
-              "groove", "fill", "section_start", "ending", "mix"}
+_PART_KEYS = {"role", "instrument", "kit", "slow_kit", "soundfont", "range", "voicing", "voice", "arpeggio",
+              "delay_ms", "groove", "fill", "section_start", "ending", "mix"}
 _CHARACTER_KEYS = {"vinyl_crackle_db", "tape_hiss_db", "tape_drive_db"}
 
 
@@ -70,6 +70,7 @@ class Part:
     role: str
     program: int = 0                 # GM program; for drums the kit (bank 128) program
     slow_program: int | None = None  # drums: kit below the style's slow_below_bpm (brushes)
+    soundfont: str | None = None     # this part's own SoundFont (a recorded drum kit); the GM one if absent
     range: tuple[int, int] = (36, 84)
     voicing: str = "close"
     voice: int | None = None         # comping: play only this voice of the voicing (0 = lowest)
@@ -241,6 +242,10 @@ def _part(name: str, table, where: str) -> Part:
         if "instrument" not in table:
             _fail(where, "missing key 'instrument' (a General MIDI name such as 'Acoustic Bass')")
         kwargs["program"] = gm_program(table["instrument"], f"{where}.instrument")
+    if "soundfont" in table:
+        if not isinstance(table["soundfont"], str) or not table["soundfont"].endswith((".sf2", ".sf3")):
+            _fail(f"{where}.soundfont", f"expected a .sf2/.sf3 file name or path, got {table['soundfont']!r}")
+        kwargs["soundfont"] = table["soundfont"]
     if "range" in table:
         rng = table["range"]
         if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, int) for v in rng)
