@@ -97,10 +97,35 @@ def beat_chroma(y: np.ndarray, *, sample_rate: int, min_beats: int = PATCH_BEATS
         need_s = min_beats * 60.0 / tempo_bpm if tempo_bpm > 0 else float("nan")
         raise CoverCheckError(f"only {n_beats} beats, need {min_beats}: give at least {need_s:.0f} s of music "
                               f"at this tempo ({tempo_bpm:.0f} BPM)")
-    chroma = librosa.feature.chroma_cqt(y=y, sr=SAMPLE_RATE, hop_length=HOP_SAMPLES)
+    chroma = librosa.feature.chroma_cqt(y=y, sr=SAMPLE_RATE, hop_length=HOP_SAMPLES, tuning=_estimate_tuning(y))
     sync = librosa.util.sync(chroma, beats, aggregate=np.median, pad=False)
     sync = sync[:, :n_beats]
     return (sync / np.maximum(sync.max(axis=0, keepdims=True), 1e-9)).astype(np.float32)
+
+
+def _estimate_tuning(y: np.ndarray, *, n_fft: int = 2048, chunk_frames: int = 4096) -> float:
+    """`librosa.estimate_tuning(y=y, sr=SAMPLE_RATE)` (what chroma_cqt does when not given a tuning),
+    with the pitch tracking done `chunk_frames` STFT frames at a time: librosa's whole-song
+    piptrack holds 0.8 GB for 10 minutes. piptrack is frame-local, so only the (pitch, magnitude)
+    pairs it finds are kept; the median threshold and the tuning are librosa's."""
+    import librosa
+
+    hop = n_fft // 4
+    pad = n_fft // 2
+    n_frames = 1 + (len(y) + 2 * pad - n_fft) // hop
+    pitches, mags = [], []
+    for first in range(0, n_frames, chunk_frames):
+        last = min(n_frames, first + chunk_frames)
+        lo, hi = first * hop - pad, (last - 1) * hop + n_fft - pad
+        segment = np.pad(y[max(lo, 0):min(hi, len(y))], (max(0, -lo), max(0, hi - len(y))))
+        spectrum = np.abs(librosa.stft(segment, n_fft=n_fft, hop_length=hop, center=False))
+        pitch, mag = librosa.piptrack(S=spectrum, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop)
+        found = pitch > 0
+        pitches.append(pitch[found])
+        mags.append(mag[found])
+    pitch, mag = np.concatenate(pitches), np.concatenate(mags)
+    threshold = np.median(mag) if mag.size else 0.0
+    return float(librosa.pitch_tuning(pitch[mag >= threshold], resolution=0.01, bins_per_octave=12))
 
 
 def features_from_chroma(chroma: np.ndarray) -> np.ndarray:

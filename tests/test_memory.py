@@ -91,3 +91,16 @@ def test_chunked_beat_track_matches_librosa(demo_song):
         assert got_bpm == pytest.approx(float(tempo_bpm[0]), rel=1e-9)
         assert np.array_equal(got_beats, beats) and len(beats) > 100
     assert audio.beat_track(np.zeros(500), sample_rate=22050, hop_samples=512)[1].size == 0
+
+
+def test_chunked_tuning_estimate_matches_librosa(demo_song):
+    import librosa
+
+    from covergen import coverid
+
+    y, sr = demo_song
+    mono = librosa.resample(y.mean(axis=0)[: sr * 12], orig_sr=sr, target_sr=coverid.SAMPLE_RATE)
+    detuned = librosa.effects.pitch_shift(mono, sr=coverid.SAMPLE_RATE, n_steps=0.3)
+    for signal in (mono, detuned):
+        expected = librosa.estimate_tuning(y=signal, sr=coverid.SAMPLE_RATE, bins_per_octave=12)
+        assert coverid._estimate_tuning(signal, chunk_frames=100) == pytest.approx(expected, abs=1e-12)
