@@ -349,7 +349,10 @@ def doctor() -> dict:
         models[name] = f"{entry.kind}, {entry.origin}, {'ok' if ok else 'MISSING'}: {entry.file_path}"
     facts["models"] = models or {"(none)": "run `make models`"}
     sf2 = find_soundfont()
+    kits = [f for f in ("Black_Pearl_4_LV2.sf2", "Red_Zeppelin_4_LV2.sf2") if Path("/usr/share/sounds/sf2", f).is_file()]
     facts["tools"] = {"SoundFont": str(sf2) if sf2 else "none (apt-get install fluid-soundfont-gm)",
+                      "recorded drum kits (arranger)": ", ".join(kits) if kits else
+                      "none: General MIDI kits (apt-get install avldrums.lv2-soundfont)",
                       "fluidsynth": shutil.which("fluidsynth") or "not installed (apt-get install fluidsynth)"}
     return facts
 

@@ -204,6 +204,19 @@ def test_a_bar_longer_than_the_meter_is_played_as_bars_of_the_meter():
     assert {round(e.beat) for e in bass} >= set(range(4, 16))
 
 
+def test_a_recorded_kit_soundfont_falls_back_to_the_general_midi_kit(tmp_path):
+    from covergen.arrange.render import _part_soundfont
+
+    drums = arrange.load_style("jazz").part("drums")
+    gm = tmp_path / "gm.sf2"
+    missing = replace(drums, soundfont="Not_A_Kit_LV2.sf2")
+    assert _part_soundfont(missing, gm, drums.program) == (gm, False)
+    (tmp_path / "kit.sf2").write_bytes(b"")
+    own = replace(drums, soundfont=str(tmp_path / "kit.sf2"))
+    assert _part_soundfont(own, gm, drums.program) == (tmp_path / "kit.sf2", True)
+    assert _part_soundfont(own, gm, drums.slow_program) == (gm, False)  # brushes come from the GM SoundFont
+
+
 def test_a_missing_soundfont_is_one_line_naming_the_package(tmp_path):
     from covergen.errors import SynthError
 
@@ -278,6 +291,7 @@ def test_a_preset_naming_an_unknown_style_or_instrument_fails_in_one_line(tmp_pa
     (("hihat_pedal = [[1, 78]", "cowbel = [[1, 78]"), ["mine.toml", "parts.drums.groove.4", "cowbel"]),
     (('voicing = "shell"', 'voicing = "cluster"'), ["mine.toml", "parts.piano.voicing", "cluster"]),
     (('role = "bass"', 'role = "bass"\nvolume = 3'), ["mine.toml", "parts.bass", "volume"]),
+    (('role = "bass"', 'role = "bass"\nsoundfont = "bass.wav"'), ["mine.toml", "parts.bass.soundfont", "bass.wav"]),
     (('[0, 1, "root", 100]', '[0, 1, "tonic", 100]'), ["mine.toml", "parts.bass.groove.4", "tonic"]),
 ])
 def test_a_style_file_with_a_bad_key_fails_in_one_line(tmp_path, edit, words):
