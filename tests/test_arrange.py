@@ -23,7 +23,10 @@ needs_fluidsynth = pytest.mark.skipif(shutil.which("fluidsynth") is None or find
                                       reason="fluidsynth or a General MIDI SoundFont is not installed")
 
 
-def sheet(*, beats_per_bar=4, bars=16, period_s=0.5, chords_per_bar=(("C:maj",), ("A:min",), ("F:maj", "G:7"), ("E:min7", "A:7")),
+POP = (("C:maj",), ("A:min",), ("F:maj", "G:7"), ("E:min7", "A:7"))
+
+
+def sheet(*, beats_per_bar=4, bars=16, period_s=0.5, chords_per_bar=POP,
           key="C major", drift=0.0, pickup=0) -> LeadSheet:
     """A lead sheet with a pickup, two chords in some bars, slash chords possible, an optional tempo drift
     (period grows by `drift` per beat) and `N` where the list says so."""
@@ -69,7 +72,8 @@ def test_humanised_events_stay_within_a_few_ms_of_the_grid(name):
     assert len(exact) == len(loose)
     key = lambda e: (e.part, e.pitch, e.beat)  # noqa: E731 - same notes, each moved by a few ms at most
     period_s = np.median(np.diff(s.beats_s))
-    shift_ms = np.array([(b.beat - a.beat) * period_s * 1000 for a, b in zip(sorted(exact, key=key), sorted(loose, key=key))])
+    pairs = zip(sorted(exact, key=key), sorted(loose, key=key))
+    shift_ms = np.array([(b.beat - a.beat) * period_s * 1000 for a, b in pairs])
     assert np.median(np.abs(shift_ms)) < style.humanise_ms
     assert np.abs(shift_ms).max() < 5 * style.humanise_ms + 1
     assert np.abs(shift_ms).max() > 0.1  # humanised at all
@@ -143,7 +147,8 @@ def test_jazz_hihat_on_two_and_four_and_brushes_when_slow():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_bass_on_a_chord_tone_on_every_first_beat(name, seed):
     style = arrange.load_style(name)
-    s = sheet(pickup=1, chords_per_bar=(("C:maj",), ("A:min",), ("F:maj/3", "G:7"), ("D:min7", "G:7"), ("E:hdim7",), ("A:7",)))
+    s = sheet(pickup=1, chords_per_bar=(("C:maj",), ("A:min",), ("F:maj/3", "G:7"), ("D:min7", "G:7"), ("E:hdim7",),
+                                        ("A:7",)))
     bass_part = next(p.name for p in style.parts if p.role == "bass")
     bass = [e for e in arrange.score(s, style, seed=seed, humanise=False) if e.part == bass_part]
     for bar in s.bars()[1:]:
@@ -240,7 +245,8 @@ def test_phrase_ends_get_fills_and_sections_a_crash():
     events = [e for e in arrange.score(s, style, seed=0, humanise=False) if e.part == "drums"]
     toms_bars = {int(e.beat) // 4 for e in events if e.pitch in (41, 45, 47, 50)}
     snare_bars = {int(e.beat) // 4 for e in events if e.pitch == 38 and e.beat % 1 == 0.5}
-    assert (toms_bars | snare_bars) and all(b % style.phrase_bars == style.phrase_bars - 1 for b in toms_bars | snare_bars)
+    fill_bars = toms_bars | snare_bars
+    assert fill_bars and all(b % style.phrase_bars == style.phrase_bars - 1 for b in fill_bars)
     crash_bars = {int(e.beat) // 4 for e in events if e.pitch == 49}
     assert crash_bars >= {0, 8} and crash_bars <= {0, 8, 15}  # section starts and the ending
 
@@ -321,7 +327,8 @@ def _onsets_s(y: np.ndarray, sample_rate: int) -> np.ndarray:
 
     hop = 64
     env = librosa.onset.onset_strength(y=y.mean(axis=0), sr=sample_rate, hop_length=hop, n_fft=512)
-    return librosa.onset.onset_detect(onset_envelope=env, sr=sample_rate, hop_length=hop, backtrack=True) * hop / sample_rate
+    frames = librosa.onset.onset_detect(onset_envelope=env, sr=sample_rate, hop_length=hop, backtrack=True)
+    return frames * hop / sample_rate
 
 
 @needs_fluidsynth

@@ -123,7 +123,8 @@ class Style:
         names = [p.name for p in self.parts]
         for name in instruments:
             if name not in names:
-                raise PresetError(f"{where}.{name}: style {self.name!r} has no part {name!r} (parts: {', '.join(names)})")
+                raise PresetError(f"{where}.{name}: style {self.name!r} has no part {name!r} "
+                                  f"(parts: {', '.join(names)})")
         def program(part: Part, value) -> int:
             where_part = f"{where}.{part.name}"
             return _kit(value, where_part) if part.is_drums else gm_program(value, where_part)
@@ -238,7 +239,8 @@ def _part(name: str, table, where: str) -> Part:
     else:
         for key in ("kit", "slow_kit"):
             if key in table:
-                _fail(f"{where}.{key}", f"only drums take a kit; a {role} part takes instrument = \"<General MIDI name>\"")
+                _fail(f"{where}.{key}",
+                      f"only drums take a kit; a {role} part takes instrument = \"<General MIDI name>\"")
         if "instrument" not in table:
             _fail(where, "missing key 'instrument' (a General MIDI name such as 'Acoustic Bass')")
         kwargs["program"] = gm_program(table["instrument"], f"{where}.instrument")
@@ -338,7 +340,8 @@ def _parse(table: dict, where: str) -> Style:
     for key, value in character.items():
         if key not in _CHARACTER_KEYS:
             _fail(f"{where}: character", f"unknown key {key!r} (known: {', '.join(sorted(_CHARACTER_KEYS))})")
-        _number(value, f"{where}: character.{key}", -90 if key != "tape_drive_db" else 0, 0 if key != "tape_drive_db" else 24)
+        lo, hi = (0, 24) if key == "tape_drive_db" else (-90, 0)
+        _number(value, f"{where}: character.{key}", lo, hi)
     kwargs["character"] = {k: float(v) for k, v in character.items()}
     return Style(**kwargs)
 
