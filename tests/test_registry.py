@@ -54,5 +54,5 @@ def test_installed_wheel_finds_models_and_presets(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     count, names = out.stdout.split()
-    assert int(count) == len([e for e in registry.entries().values() if e.origin == "shipped"])
+    assert int(count) == len([e for e in registry.entries().values() if e.origin in ("shipped", "package")])
     assert {"jazz", "rock", "bossa_nova", "classical", "lofi"} <= set(names.split(","))
