@@ -171,10 +171,10 @@ _PART_REFERENCE_LUFS = -20.0
 def _balance_gain(y: np.ndarray, sample_rate: int, gain_db: float) -> float:
     """The gain that puts a part at `gain_db` relative to the band's reference loudness, whatever its
     SoundFont samples' level or its distortion's gain: a part's `mix.gain_db` is its place in the
-    balance. Measured on at most a minute from the middle (loudness varies little in a band part)."""
+    balance. Measured on at most 20 s from the middle (loudness varies little in a band part)."""
     from .. import mix
 
-    n, span = y.shape[1], 60 * sample_rate
+    n, span = y.shape[1], 20 * sample_rate
     middle = y[:, max(0, (n - span) // 2):max(0, (n - span) // 2) + span]
     lufs = mix.integrated_lufs(middle, sample_rate=sample_rate)
     return float(10 ** ((_PART_REFERENCE_LUFS + gain_db - lufs) / 20)) if np.isfinite(lufs) else 1.0
@@ -213,7 +213,7 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
     `normalize=True` also true-peak limited (`mix.normalize_loudness`), for a file of the band
     alone. `duration_s` pads or cuts the result (e.g. to the song's length).
 
-    Returns (audio, facts: soundfont, per-part render seconds, programs, loudness).
+    Returns (audio, facts: soundfont, per-part seconds (FluidSynth and the part's chain), programs, loudness).
     """
     from .. import mix
 
@@ -231,6 +231,12 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
         single.instruments = [inst]
         t = time.perf_counter()
         y = render_midi(single, sample_rate=sample_rate, soundfont=font)
+        if duration_s:
+            y = np.ascontiguousarray(y[:, :int(round(duration_s * sample_rate))])
+        # the part's own chain runs here, beside the other part's FluidSynth (pedalboard frees the GIL)
+        part = style.part(inst.name)
+        y = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))(y, sample_rate)
+        y *= _pan_gains(part.mix.pan) * np.float32(_balance_gain(y, sample_rate, part.mix.gain_db))
         return inst.name, y, time.perf_counter() - t, font
 
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -252,9 +258,7 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
     for name, y, _ in rendered:
         part = style.part(name)
         m = min(n, y.shape[1])
-        y = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))(np.ascontiguousarray(y[:, :m]),
-                                                                                   sample_rate)
-        y *= _pan_gains(part.mix.pan) * np.float32(_balance_gain(y, sample_rate, part.mix.gain_db))
+        y = y[:, :m]
         bus[:, :m] += y
         send = part.mix.reverb_wet + style.master.reverb_wet
         if send > 0:
