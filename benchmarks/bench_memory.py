@@ -94,23 +94,28 @@ def run(minutes: float, *, genre: str = "jazz", use_cache: bool = False) -> dict
             "stages_s": cover.report["stages_s"]}
 
 
+def markdown(result: dict, *, cached: bool = False) -> str:
+    minutes = result["minutes"]
+    goal = GOAL_GB.get(int(minutes))
+    lines = [f"## Memory: peak resident memory of `covergen make` on a {minutes:g}-minute song\n",
+             f"Demo song tiled to {minutes:g} min (stereo, 44.1 kHz), jazz preset, "
+             f"{'cached stems' if cached else 'separation included'}; {result['seconds']:.0f} s in all. "
+             f"Whole run: **{result['peak_gb']:.2f} GB** (VmHWM)" + (f", goal <= {goal:g} GB.\n" if goal else ".\n"),
+             "| stage | peak resident memory while it ran, GB | wall time, s |", "| --- | --- | --- |"]
+    for stage, gb in result["stage_peak_gb"].items():
+        lines.append(f"| {stage} | {gb:.2f} | {result['stages_s'].get(stage, '')} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--cache", action="store_true", help="reuse cached stems (skips separation's work)")
     args = parser.parse_args()
     result = run(args.minutes, use_cache=args.cache)
-    goal = GOAL_GB.get(int(args.minutes))
-    lines = [f"## Memory: peak resident memory of `covergen make` on a {args.minutes:g}-minute song\n",
-             f"Demo song tiled to {args.minutes:g} min (stereo, 44.1 kHz), jazz preset, "
-             f"{'cached stems' if args.cache else 'separation included'}; {result['seconds']:.0f} s in all. "
-             f"Whole run: **{result['peak_gb']:.2f} GB** (VmHWM)"
-             + (f", goal <= {goal:g} GB.\n" if goal else ".\n"),
-             "| stage | peak resident memory while it ran, GB | wall time, s |", "| --- | --- | --- |"]
-    for stage, gb in result["stage_peak_gb"].items():
-        lines.append(f"| {stage} | {gb:.2f} | {result['stages_s'].get(stage, '')} |")
-    write("memory", result, "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = markdown(result, cached=args.cache)
+    write("memory", result, text)
+    print(text)
 
 
 if __name__ == "__main__":
