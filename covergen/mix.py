@@ -285,3 +285,42 @@ def render(stems: dict[str, np.ndarray], *, sample_rate: int, preset: GenrePrese
     facts = {"tempo_in_bpm": tempo_bpm, "tempo_target_bpm": tempo_bpm * rate if tempo_bpm else None,
              "stretch_rate": rate}
     return out, facts
+
+
+def _stem_bus(y: np.ndarray, settings: StemPreset, sample_rate: int) -> np.ndarray:
+    """One stem through its preset chain (EQ, compressor, gain, reverb) and pan, in chunks."""
+    board = build_stem_board(settings)
+    out = np.zeros((2, y.shape[-1]), dtype=np.float32)
+    for start in range(0, y.shape[-1], CHUNK_SAMPLES):
+        stop = min(y.shape[-1], start + CHUNK_SAMPLES)
+        chunk = _to_stereo(np.asarray(y[:, start:stop], dtype=np.float32))
+        out[:, start:stop] = _pan(_process(board, chunk, sample_rate, first=start == 0), settings.pan)
+    return out
+
+
+def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[str, np.ndarray], *,
+                       sample_rate: int, preset: GenrePreset, tempo_ratio: float = 1.0,
+                       output_sample_rate: int | None = None) -> tuple[np.ndarray, dict]:
+    """Mix an arranged cover: the band (already at the cover's tempo, mixed per part by the arranger)
+    plus the melody and any kept original stems, which are time-stretched by `tempo_ratio` onto the
+    band's grid and processed with the preset's [stems.*] chains; then the preset's master chain and
+    loudness. Returns (stereo audio [shape=(2, samples)], facts)."""
+    layers = {"band": _to_stereo(np.asarray(band, dtype=np.float32))}
+    originals = ({"vocals": melody} if melody is not None else {}) | kept
+    for name, y in originals.items():
+        layers[name] = stretch(_stem_bus(y, preset.stems.get(name, StemPreset()), sample_rate),
+                               sample_rate=sample_rate, rate=tempo_ratio)
+    n = max(y.shape[-1] for y in layers.values())
+    bus = np.zeros((2, n), dtype=np.float32)
+    for y in layers.values():
+        bus[:, :y.shape[-1]] += y
+    board = build_master_board(preset.master)
+    for start in range(0, n, CHUNK_SAMPLES):
+        stop = start + CHUNK_SAMPLES
+        bus[:, start:stop] = _process(board, bus[:, start:stop], sample_rate, first=start == 0)
+    out_rate = output_sample_rate or sample_rate
+    if out_rate != sample_rate:
+        bus = resample(bus, orig_sr=sample_rate, target_sr=out_rate)
+    out = normalize_loudness(bus, sample_rate=out_rate, target_lufs=preset.master.target_lufs,
+                             true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
+    return out, {"layers": sorted(layers), "stretch_rate": tempo_ratio}

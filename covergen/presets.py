@@ -21,6 +21,7 @@ STEMS = ("vocals", "drums", "bass", "other")
 # The genre classifier's labels (GTZAN); a preset's `genre_label` says which one it aims at.
 GENRE_LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 ACTIONS = ("keep", "transfer", "mute")
+BAND_MODES = ("arrange", "revoice")
 EQ_KINDS = ("highpass", "lowpass", "lowshelf", "highshelf", "peak")
 
 
@@ -106,10 +107,20 @@ class MasterPreset:
 @dataclass(frozen=True)
 class BandPreset:
     """The arranger's band: a style (`presets/styles/<name>.toml` or a .toml path next to the preset)
-    and per-part instrument overrides (General MIDI names). `resolved` is the loaded, checked style."""
+    and per-part instrument overrides (General MIDI names). `resolved` is the loaded, checked style.
+
+    mode: `arrange` (the new band plays the song's chords under its melody; what `make` does) or
+        `revoice` (the original stems re-voiced and re-mixed: covergen's first pipeline).
+    melody: `voice` keeps the separated singer over the band; an instrument name (`tenor_sax`)
+        re-plays the vocal line with that DDSP model. It is mixed with the preset's [stems.vocals].
+    keep: original stems (drums, bass, other) that stay under the new band; default none.
+    """
     style: str
     instruments: dict = field(default_factory=dict)
     resolved: object = field(default=None, repr=False, compare=False)
+    mode: str = "arrange"
+    melody: str = "voice"
+    keep: tuple[str, ...] = ()
 
 
 def _band(table, where: str, file: Path) -> BandPreset:
@@ -117,9 +128,24 @@ def _band(table, where: str, file: Path) -> BandPreset:
 
     if not isinstance(table, dict):
         raise PresetError(f"{where}: expected a table like [band] style = \"jazz\"")
-    unknown = sorted(set(table) - {"style", "instruments"})
+    unknown = sorted(set(table) - {"style", "instruments", "mode", "melody", "keep"})
     if unknown:
-        raise PresetError(f"{where}: unknown key {unknown[0]!r} (known: instruments, style)")
+        raise PresetError(f"{where}: unknown key {unknown[0]!r} (known: instruments, keep, melody, mode, style)")
+    mode = table.get("mode", "arrange")
+    if mode not in BAND_MODES:
+        raise PresetError(f"{where}.mode: {mode!r} is not one of {', '.join(BAND_MODES)}")
+    melody = table.get("melody", "voice")
+    if not isinstance(melody, str) or not melody:
+        raise PresetError(f"{where}.melody: expected \"voice\" or an instrument name, got {melody!r}")
+    if melody != "voice":
+        from .timbre import list_instruments
+
+        known = sorted(i["name"] for i in list_instruments())
+        if melody not in known:
+            raise PresetError(f"{where}.melody: unknown instrument {melody!r} (known: voice, {', '.join(known)})")
+    keep = table.get("keep", [])
+    if not isinstance(keep, list) or any(k not in ("drums", "bass", "other") for k in keep):
+        raise PresetError(f"{where}.keep: expected a list of drums, bass, other; got {keep!r}")
     style = table.get("style")
     if not isinstance(style, str) or not style:
         raise PresetError(f"{where}.style: expected a style name or .toml path, got {style!r}")
@@ -128,7 +154,8 @@ def _band(table, where: str, file: Path) -> BandPreset:
         raise PresetError(f"{where}.instruments: expected a table like {{ bass = \"Acoustic Bass\" }}")
     resolved = load_style(style, relative_to=file, where=f"{where}.style")
     resolved = resolved.with_instruments(instruments, f"{where}.instruments") if instruments else resolved
-    return BandPreset(style=style, instruments=dict(instruments), resolved=resolved)
+    return BandPreset(style=style, instruments=dict(instruments), resolved=resolved, mode=mode, melody=melody,
+                      keep=tuple(keep))
 
 
 @dataclass(frozen=True)
