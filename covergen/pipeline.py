@@ -19,16 +19,16 @@ import numpy as np
 
 from . import __version__, audio, mix, presets, registry, separate
 from .errors import AudioContentError, AudioLoadError, CoverCheckError, OutputError, TransferError
+from .leadsheet import LeadSheet
 
 __all__ = ["Cover", "make_cover", "write_cover", "mix_stems", "read_stems_folder", "stems_folder_files",
-           "transfer_file", "arrange_file", "read_lead_sheet",
-           "check_writable", "separate_song", "list_presets", "preset_text", "doctor", "MIN_PULSE",
+           "transfer_file", "arrange_file", "read_lead_sheet", "lead_sheet_of", "analyse_file",
+           "check_writable", "separate_song", "list_presets", "preset_text", "doctor",
            "SILENT_STEM_DBFS", "STEMS_FACTS"]
 
 log = logging.getLogger(__name__)
 
 STEMS_FACTS = "covergen-stems.json"
-MIN_PULSE = 0.2
 SILENT_STEM_DBFS = -50.0
 ProgressFn = Callable[[str, float], None]
 
@@ -189,10 +189,23 @@ def make_cover(
     seed: int = 0,
     use_cache: bool = True,
     check: bool = True,
+    mode: str | None = None,
     on_progress: ProgressFn | None = None,
 ) -> Cover:
-    """Cover `song` in `genre` (a preset name or TOML file). Nothing is written to disk but the stem cache."""
+    """Cover `song` in `genre` (a preset name or TOML file). Nothing is written to disk but the caches.
+
+    separate -> analyse (lead sheet) -> arrange (a new band on the song's grid and chords) ->
+    melody (the voice kept, or re-played by an instrument) -> mix -> check. A preset without a
+    [band] table, or with `mode = "revoice"` (or `mode="revoice"` here), re-voices and re-mixes the
+    original stems instead.
+    """
     preset, report = _begin(genre, seed)
+    mode = mode or (preset.band.mode if preset.band is not None else "revoice")
+    if mode not in presets.BAND_MODES:
+        raise ValueError(f"mode={mode!r}; use one of {presets.BAND_MODES}")
+    if mode == "arrange" and preset.band is None:
+        raise presets.PresetError(f"{preset.source}: no [band] table, so it cannot arrange; add [band] with "
+                                  "style = \"jazz\" (or another style), or use --mode revoice")
     t_start = time.perf_counter()
     with _stage(report, "load", on_progress):
         y_in, sr_in = audio.load(song)
@@ -200,30 +213,41 @@ def make_cover(
                            "duration_s": round(y_in.shape[1] / sr_in, 3),
                            "lufs": round(mix.integrated_lufs(y_in, sample_rate=sr_in), 2)}
         rate = separate.SAMPLE_RATE
-        y = _stereo_at_work_rate(y_in, sr_in)
-    with _stage(report, "analyse", on_progress):
-        pulse = mix.pulse_strength(y, sample_rate=rate)
-        tempo = mix.measure_tempo_bpm(y, sample_rate=rate)
-        report["input"].update(pulse_strength=round(pulse, 3), tempo_bpm=tempo and round(tempo, 2),
-                               tempo_bpm_exact=tempo)
-        if pulse < MIN_PULSE:
-            raise AudioContentError(f"{song}: no steady beat found (pulse strength {pulse:.2f} < {MIN_PULSE}); "
-                                    "covergen covers music with a beat, not speech or ambience")
-        if tempo is None:
-            raise AudioContentError(f"{song}: fewer than 8 beats found; too short or too free in time to set a tempo")
+    with _stage(report, "analyse", on_progress) as progress:
+        sheet, analysis_info, stems = lead_sheet_of(y_in, sr_in, name=str(song), separator=separator,
+                                                    demucs_repo=demucs_repo, use_cache=use_cache,
+                                                    on_progress=progress)
+        tempo = sheet.tempo_bpm
+        report["input"].update(tempo_bpm=round(tempo, 2), tempo_bpm_exact=tempo)
+        report["lead_sheet"] = {"key": sheet.key, "tempo_bpm": round(tempo, 2), "meter": f"{sheet.beats_per_bar}/4",
+                                "bars": len(sheet.bars()), "melody_notes": len(sheet.melody),
+                                "swing_ratio": sheet.swing_ratio, "cache_hit": analysis_info["cache_hit"],
+                                "chart": sheet.chart()}
     with _stage(report, "separate", on_progress) as progress:
-        stems, sep_info = separate.separate(y, sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
-                                            use_cache=use_cache, on_progress=progress)
+        y = _stereo_at_work_rate(y_in, sr_in)
+        if stems is None:
+            stems, sep_info = separate.separate(y, sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
+                                                use_cache=use_cache, on_progress=progress)
+        else:
+            sep_info = analysis_info["separation"]
         report["separation"] = sep_info
-    with _stage(report, "transfer", on_progress) as progress:
-        transferred = _transfer(stems, preset, rate, report, progress, seed=seed)
-    with _stage(report, "mix", on_progress):
-        out, facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
-                                output_sample_rate=sr_in)
-        report["mix"] = facts
+    arranged = mode == "arrange"
+    report["mode"] = mode
+    if arranged:
+        out, transferred = _arranged_cover(sheet, stems, preset, report, seed=seed, output_rate=sr_in,
+                                           on_progress=on_progress)
+    else:
+        with _stage(report, "transfer", on_progress) as progress:
+            transferred = _transfer(stems, preset, rate, report, progress, seed=seed)
+        with _stage(report, "mix", on_progress):
+            out, facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
+                                    output_sample_rate=sr_in)
+            report["mix"] = facts
     if check:
         with _stage(report, "check", on_progress):
             report["cover_check"] = _cover_check(y_in, out, sr_in)
+        if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
+            out = _guard(sheet, stems, preset, report, seed=seed, y_in=y_in, sr_in=sr_in, on_progress=on_progress)
         with _stage(report, "genre", on_progress):
             report["genre"] = _genre_shift(y_in, out, sr_in, preset)
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
@@ -231,6 +255,83 @@ def make_cover(
     report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
     return Cover(audio=out, sample_rate=sr_in, report=report, separated=stems, transferred=transferred,
                  work_rate=rate, inputs=(Path(song),))
+
+
+def _tempo_ratio(sheet: LeadSheet, preset: presets.GenrePreset) -> float:
+    """The cover's tempo over the song's: the preset's tempo change applied to the song's tempo."""
+    tempo = sheet.tempo_bpm
+    if not preset.tempo_change_bpm or not tempo:
+        return 1.0
+    if tempo + preset.tempo_change_bpm < 0.2 * tempo:
+        raise AudioContentError(f"the preset's tempo change ({preset.tempo_change_bpm:+g} BPM) leaves "
+                                f"{tempo + preset.tempo_change_bpm:.0f} BPM from {tempo:.0f}")
+    return (tempo + preset.tempo_change_bpm) / tempo
+
+
+def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict,
+                    *, seed: int, output_rate: int, on_progress: ProgressFn | None,
+                    keep: tuple[str, ...] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The band in the preset's style on the song's (stretched) grid, the melody over it, mixed.
+    Returns (cover audio at output_rate, {"vocals": transferred melody} if the melody was re-played)."""
+    from . import arrange, timbre
+
+    rate = separate.SAMPLE_RATE
+    band_preset = preset.band
+    keep = band_preset.keep if keep is None else keep
+    ratio = _tempo_ratio(sheet, preset)
+    with _stage(report, "arrange", on_progress):
+        band, _, facts = arrange.arrange(sheet, band_preset.resolved, seed=seed, tempo_ratio=ratio, sample_rate=rate)
+        report["band"] = {"style": band_preset.resolved.name, "description": band_preset.resolved.description,
+                          **facts}
+    transferred: dict[str, np.ndarray] = {}
+    with _stage(report, "melody", on_progress) as progress:
+        melody = stems["vocals"]
+        entry: dict = {"stem": "vocals", "melody": band_preset.melody}
+        if _peak_dbfs(melody) < SILENT_STEM_DBFS:
+            melody = None
+            entry.update(status="none", reason=f"vocal stem is silent (peak below {SILENT_STEM_DBFS:g} dBFS)")
+        elif band_preset.melody == "voice":
+            entry.update(status="voice kept")
+        else:
+            model = timbre.load_instrument(band_preset.melody)
+            try:
+                melody, info = timbre.transfer_stem(melody, sample_rate=rate, instrument=model,
+                                                    seed=_stem_seed(seed, "vocals"), on_progress=progress)
+                transferred["vocals"] = melody
+                entry.update(status="transferred", instrument=band_preset.melody, **info)
+            except TransferError as err:
+                entry.update(status="voice kept", reason=str(err))
+                log.warning("melody kept as sung: %s", err)
+            entry["model"] = _model_facts(f"timbre-{band_preset.melody}")
+        report["transfer"].append(entry)
+    with _stage(report, "mix", on_progress):
+        out, facts = mix.render_arrangement(band, melody, {k: stems[k] for k in keep}, sample_rate=rate,
+                                            preset=preset, tempo_ratio=ratio, output_sample_rate=output_rate)
+        report["mix"] = {**facts, "kept_stems": list(keep), "tempo_in_bpm": round(sheet.tempo_bpm, 2),
+                         "tempo_target_bpm": round(sheet.tempo_bpm * ratio, 2)}
+    return out, transferred
+
+
+def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict, *,
+           seed: int, y_in: np.ndarray, sr_in: int, on_progress: ProgressFn | None) -> np.ndarray:
+    """The arranged cover failed the cover check (e.g. wrong chords): mix again keeping the original
+    `other` stem (its harmony) under the band, check again, and say what happened in one line."""
+    first = report["cover_check"]
+    log.warning("the arranged cover did not pass the cover check (%s, score %.3f); keeping the original "
+                "harmony (other stem) under the band", first.get("verdict"), first.get("score", 0.0))
+    keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
+    retry: dict = {"stages_s": report["stages_s"], "transfer": []}
+    out, _ = _arranged_cover(sheet, stems, preset, retry, seed=seed, output_rate=sr_in, on_progress=on_progress,
+                             keep=keep)
+    second = _cover_check(y_in, out, sr_in)
+    report["guard"] = {"first_check": first, "action": "kept the original other stem under the band",
+                       "kept_stems": list(keep), "second_check": second}
+    report["mix"] = retry["mix"]
+    report["cover_check"] = second
+    if second.get("verdict") not in (None, "cover"):
+        log.warning("the cover still does not pass the cover check (%s, score %.3f)", second.get("verdict"),
+                    second.get("score", 0.0))
+    return out
 
 
 def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
@@ -496,16 +597,85 @@ def transfer_file(song: Path, out: Path, *, instrument: str, octave: str | int =
     return {"input": str(song), "output": str(out), "instrument": instrument, "sample_rate": sr, **info}
 
 
-def read_lead_sheet(path: Path):
+def read_lead_sheet(path: Path) -> LeadSheet:
     """A lead sheet .json (`covergen-leadsheet-1`); a missing or malformed file is an AudioLoadError."""
-    from .leadsheet import LeadSheet
-
     try:
         return LeadSheet.from_json(Path(path).read_text())
     except FileNotFoundError:
         raise AudioLoadError(f"{path}: no such file") from None
     except (ValueError, TypeError, KeyError) as err:  # json.JSONDecodeError is a ValueError
         raise AudioLoadError(f"{path}: not a covergen lead sheet ({str(err).splitlines()[0]})") from None
+
+
+ANALYSIS_VERSION = "analysis-1"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
+
+
+def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separator: str = "auto",
+                  demucs_repo: Path | None = None, chords: str = "chordia", use_cache: bool = True,
+                  on_progress: Callable[[float], None] | None = None
+                  ) -> tuple[LeadSheet, dict, dict[str, np.ndarray] | None]:
+    """The song's lead sheet (beats, meter, key, chords; the melody from the separated vocal stem),
+    cached by the audio's content hash, the separator and the analysis version, so a second genre does
+    not analyse again. Non-music is refused before anything is separated.
+
+    Returns (lead sheet, info, stems): stems at separate.SAMPLE_RATE when this call separated the
+    song (info["separation"] says how), None on a cache hit.
+    """
+    from . import analysis, timbre
+
+    progress = on_progress or (lambda fraction: None)
+    y = np.asarray(y, dtype=np.float32)
+    separator_name = separate.resolve_separator(separator, demucs_repo)[0]
+    key = f"{audio.content_hash(y, sample_rate)[:24]}-{separator_name}-{chords}-{ANALYSIS_VERSION}"
+    cache_file = separate.cache_dir().parent / "leadsheets" / f"{key}.json"
+    if use_cache and cache_file.is_file():
+        try:
+            sheet = LeadSheet.from_json(cache_file.read_text())
+            progress(1.0)
+            return sheet, {"cache_hit": True, "separator": separator_name}, None
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignoring unreadable cached lead sheet %s", cache_file)
+    sheet = analysis.analyse(y, sample_rate=sample_rate, chords=chords, name=name,
+                             on_progress=lambda f: progress(0.4 * f))
+    work = _stereo_at_work_rate(y, sample_rate)
+    stems, sep_info = separate.separate(work, sample_rate=separate.SAMPLE_RATE, separator=separator,
+                                        demucs_repo=demucs_repo, use_cache=use_cache,
+                                        on_progress=lambda f: progress(0.4 + 0.5 * f))
+    sheet.melody = timbre.melody_notes(stems["vocals"], sample_rate=separate.SAMPLE_RATE)
+    sheet.source["separator"] = sep_info["separator"]
+    progress(1.0)
+    if use_cache:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            with audio.atomic_path(cache_file) as tmp:
+                tmp.write_text(sheet.to_json())
+        except (OSError, OutputError) as err:  # a read-only cache must not stop the analysis
+            log.warning("could not cache the lead sheet in %s: %s", cache_file, err)
+    return sheet, {"cache_hit": False, "separator": sep_info["separator"], "separation": sep_info}, stems
+
+
+def analyse_file(song: Path, *, json_out: Path | None = None, lab_out: Path | None = None,
+                 midi_out: Path | None = None, separator: str = "auto", demucs_repo: Path | None = None,
+                 chords: str = "chordia", use_cache: bool = True,
+                 on_progress: Callable[[float], None] | None = None) -> tuple[LeadSheet, dict]:
+    """`covergen analyse`: the lead sheet of `song`, optionally written as JSON, .lab and MIDI."""
+    outputs = [p for p in (json_out, lab_out, midi_out) if p is not None]
+    audio.check_output_not_input(outputs, [song])
+    for path in outputs:
+        check_writable_file(path)
+    y, sr = audio.load(song)
+    sheet, info, _ = lead_sheet_of(y, sr, name=str(song), separator=separator, demucs_repo=demucs_repo,
+                                   chords=chords, use_cache=use_cache, on_progress=on_progress)
+    if json_out is not None:
+        with audio.atomic_path(Path(json_out)) as tmp:
+            tmp.write_text(sheet.to_json())
+    if lab_out is not None:
+        with audio.atomic_path(Path(lab_out)) as tmp:
+            tmp.write_text(sheet.lab_text())
+    if midi_out is not None:
+        with audio.atomic_path(Path(midi_out)) as tmp:
+            sheet.to_midi().write(str(tmp))
+    return sheet, info
 
 
 def arrange_file(song: Path, out: Path, *, genre: str, midi_out: Path | None = None, seed: int = 0,
@@ -534,10 +704,8 @@ def arrange_file(song: Path, out: Path, *, genre: str, midi_out: Path | None = N
         if Path(song).suffix.lower() == ".json":
             sheet, sample_rate = read_lead_sheet(song), 44100
         else:
-            from . import analysis
-
             y, sample_rate = audio.load(song)
-            sheet = analysis.analyse(y, sample_rate=sample_rate)
+            sheet, _, _ = lead_sheet_of(y, sample_rate, name=str(song))
     if len(sheet.beats_s) < 2:
         raise AudioContentError(f"{song}: fewer than two beats; nothing to arrange on")
     tempo = sheet.tempo_bpm
