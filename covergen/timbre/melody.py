@@ -23,7 +23,7 @@ from scipy.ndimage import median_filter
 from ..leadsheet import Note
 from . import features as feat
 
-__all__ = ["Tracking", "track", "melody_notes", "notes_from_tracking", "MIN_CONFIDENCE", "MIN_FRAME_HARMONICITY",
+__all__ = ["Tracking", "track", "melody_notes", "notes_from_tracking", "pitch_steadiness", "held_share", "MIN_CONFIDENCE", "MIN_FRAME_HARMONICITY",
            "MIN_PHRASE_S"]
 
 # A frame may be played when swift-f0's confidence reaches MIN_CONFIDENCE and at least
@@ -239,6 +239,28 @@ def notes_from_tracking(tr: Tracking) -> list[Note]:
             notes.append(Note(onset_s=round((a + s) * tr.hop_s, 3), duration_s=round((e - s) * tr.hop_s, 3),
                               pitch=pitch, velocity=_velocity(float(np.median(ld[s:e])), reference_db)))
     return notes
+
+
+def pitch_steadiness(tr: Tracking, notes: list[Note] | None = None) -> float:
+    """Share of the notes' frames whose pitch (median-filtered over a vibrato period) stays within
+    a third of a semitone of the note's pitch: sung and played notes hold their pitch, speech glides."""
+    notes = notes_from_tracking(tr) if notes is None else notes
+    midi = _midi(tr.f0_hz)
+    width = max(1, int(round(_VIBRATO_S / tr.hop_s)))
+    held = []
+    for n in notes:
+        a = int(round(n.onset_s / tr.hop_s))
+        seg = midi[a:a + int(round(n.duration_s / tr.hop_s))]
+        if len(seg):
+            smooth = median_filter(seg, size=min(width, len(seg)), mode="nearest")
+            held.append(np.abs(smooth - np.median(seg)) < 0.35)
+    return float(np.concatenate(held).mean()) if held else 0.0
+
+
+def held_share(notes: list[Note], *, min_note_s: float = 0.2) -> float:
+    """Share of the notes' time in notes of at least min_note_s: sung lines hold notes, speech syllables are short."""
+    total = sum(n.duration_s for n in notes)
+    return float(sum(n.duration_s for n in notes if n.duration_s >= min_note_s) / total) if total else 0.0
 
 
 def melody_notes(y: np.ndarray, *, sample_rate: int) -> list[Note]:
