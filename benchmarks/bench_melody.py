@@ -204,7 +204,7 @@ def measure(inst) -> dict:
 
 def _summary(rows: list[dict], kind: str) -> dict:
     sel = [r for r in rows if r["kind"] == kind]
-    played = [r["played_pct"] for r in sel]
+    played = [r["played_pct"] for r in sel if r["played_pct"] is not None]
     pitch = [r.get("pitch_pct_within_50_cents") for r in sel if r.get("pitch_pct_within_50_cents") is not None]
     return {"n": len(sel), "refused": sum("refused" in r for r in sel),
             "played_pct_min": min(played) if played else None,
@@ -224,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {"device": f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                          f"torch {torch.__version__}", "commit": _commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                "instrument": INSTRUMENT, **measure(inst)}
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / "melody.json").write_text(json.dumps(results, indent=1))  # kept if the tables below fail
     kinds = ["ground truth", "separated", "song, separated", "song, separated (dev)", "known f0",
              "known f0, consonants + bleed"]
     results["summary"] = {k: _summary(results["rows"], k) for k in kinds}
