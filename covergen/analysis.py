@@ -126,15 +126,20 @@ _ONSET_LOOKBACK_FRAMES = 3  # 35 ms: how far a beat may move back to the start o
 def _track_beats(envelope: np.ndarray) -> np.ndarray:
     """Beat times (s) from the onset envelope: librosa's tracker (trimmed: no beats through the silence
     before and after the music), each beat moved back from the envelope's peak to where its onset
-    starts rising (the last minimum up to 35 ms before), as a listener hears the note start."""
+    starts rising (the first frame of the rise above 10% of the peak, at most 35 ms before), as a
+    listener hears the note start."""
     import librosa
 
     _, frames = librosa.beat.beat_track(onset_envelope=envelope, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP,
                                         trim=True)
     starts = []
     for f in np.asarray(frames, dtype=int):
-        lo = max(0, f - _ONSET_LOOKBACK_FRAMES)
-        starts.append(lo + int(np.argmin(envelope[lo:f + 1])))
+        near = envelope[max(0, f - 2):f + 3]
+        peak = max(0, f - 2) + int(np.argmax(near))  # the tracker's frame may sit beside the peak
+        start = peak
+        while start > max(0, peak - _ONSET_LOOKBACK_FRAMES) and envelope[start - 1] > 0.1 * envelope[peak]:
+            start -= 1
+        starts.append(start)
     # frame t of the envelope measures the rise from t-1 to t: the onset starts half a frame before
     return np.maximum(0.0, (np.asarray(starts, dtype=float) - 0.5) * _BEAT_HOP / ANALYSIS_RATE)
 

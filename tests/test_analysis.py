@@ -98,7 +98,7 @@ def test_click_track_beats_within_20_ms():
     beats = analysis.track_beats(y, sample_rate=SR)
     inner = clicks[(clicks > 1.0) & (clicks < seconds - 1.0)]
     error_s = np.abs(inner[:, None] - beats[None]).min(axis=1)
-    assert np.median(error_s) < 0.020 and error_s.max() < 0.030, f"beat errors {error_s.round(3)}"
+    assert np.median(error_s) < 0.010 and np.mean(error_s < 0.020) >= 0.9, f"beat errors {error_s.round(3)}"
     assert abs(60.0 / np.median(np.diff(beats)) - bpm) < 2.0
 
 
