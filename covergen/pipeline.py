@@ -224,9 +224,8 @@ def make_cover(
                                 "swing_ratio": sheet.swing_ratio, "cache_hit": analysis_info["cache_hit"],
                                 "chart": sheet.chart()}
     with _stage(report, "separate", on_progress) as progress:
-        y = _stereo_at_work_rate(y_in, sr_in)
-        if stems is None:
-            stems, sep_info = separate.separate(y, sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
+        if stems is None:  # the lead sheet came from the cache: separate (usually a stem-cache hit too)
+            stems, sep_info = separate.separate(_stereo_at_work_rate(y_in, sr_in), sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
                                                 use_cache=use_cache, on_progress=progress)
         else:
             sep_info = analysis_info["separation"]

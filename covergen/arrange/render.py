@@ -239,37 +239,39 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
         y *= _pan_gains(part.mix.pan) * np.float32(_balance_gain(y, sample_rate, part.mix.gain_db))
         return inst.name, y, time.perf_counter() - t, font
 
+    n = int(round(duration_s * sample_rate)) if duration_s else None
+    bus = room = None
+    sends, fonts, seconds = 0.0, {}, {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        rendered = list(pool.map(one, parts))
-    fonts = {name: str(font) for name, _, _, font in rendered}
-    rendered = [(name, y, dt) for name, y, dt, _ in rendered]
-    n = int(round(duration_s * sample_rate)) if duration_s else max((y.shape[1] for _, y, _ in rendered), default=0)
+        # each part is summed into the bus (and its send into the room) as it arrives and then freed:
+        # holding every part of a 10-minute song at once cost about 1 GB
+        for name, y, dt, font in pool.map(one, parts):
+            fonts[name], seconds[name] = str(font), dt
+            if bus is None:
+                n = n or y.shape[1]
+                bus, room = np.zeros((2, n), np.float32), np.zeros((2, n), np.float32)
+            m = min(n, y.shape[1])
+            bus[:, :m] += y[:, :m]
+            send = style.part(name).mix.reverb_wet + style.master.reverb_wet
+            if send > 0:
+                room[:, :m] += np.float32(send) * y[:, :m]
+                sends += send
+            del y
+    n = n or 0
     facts = {"style": style.name, "soundfont": str(soundfont), "sample_rate": sample_rate,
              "parts": {name: {"program": next(i.program for i in parts if i.name == name), "soundfont": fonts[name],
                               "notes": sum(e.part == name for e in events), "render_s": round(dt, 3)}
-                       for name, _, dt in rendered},
+                       for name, dt in seconds.items()},
              "duration_s": round(n / sample_rate, 3), "lufs": None}
-    bus = np.zeros((2, n), np.float32)
-    if n == 0 or not rendered:
+    if n == 0 or bus is None:
         facts["render_s"] = round(time.perf_counter() - t0, 3)
-        return bus, facts
-    room = np.zeros((2, n), np.float32)  # one shared room: each part's reverb_wet is its send level
-    sends = 0.0
-    for name, y, _ in rendered:
-        part = style.part(name)
-        m = min(n, y.shape[1])
-        y = y[:, :m]
-        bus[:, :m] += y
-        send = part.mix.reverb_wet + style.master.reverb_wet
-        if send > 0:
-            y *= np.float32(send)
-            room[:, :m] += y
-            sends += send
+        return np.zeros((2, n), np.float32), facts
     if sends > 0:
         import pedalboard as pb
 
         bus += pb.Reverb(room_size=style.master.reverb_room_size, wet_level=1.0, dry_level=0.0, damping=0.5,
                          width=1.0)(room, sample_rate)
+    del room
     bus = mix.build_master_board(replace(style.master, reverb_wet=0.0))(bus, sample_rate)
     lufs = mix.integrated_lufs(bus, sample_rate=sample_rate)
     if style.character and np.isfinite(lufs):
@@ -279,7 +281,8 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
         out = mix.normalize_loudness(bus, sample_rate=sample_rate, target_lufs=style.master.target_lufs,
                                      true_peak_ceiling_dbtp=style.master.true_peak_dbtp)
     elif np.isfinite(lufs):  # a plain gain to the style's loudness; the cover's master limits the peaks
-        out = (bus * 10 ** ((style.master.target_lufs - lufs) / 20)).astype(np.float32)
+        bus *= np.float32(10 ** ((style.master.target_lufs - lufs) / 20))
+        out = bus
     else:
         out = bus
     facts.update(render_s=round(time.perf_counter() - t0, 3),
