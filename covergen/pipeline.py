@@ -225,7 +225,8 @@ def make_cover(
                                 "chart": sheet.chart()}
     with _stage(report, "separate", on_progress) as progress:
         if stems is None:  # the lead sheet came from the cache: separate (usually a stem-cache hit too)
-            stems, sep_info = separate.separate(_stereo_at_work_rate(y_in, sr_in), sample_rate=rate, separator=separator, demucs_repo=demucs_repo,
+            stems, sep_info = separate.separate(_stereo_at_work_rate(y_in, sr_in), sample_rate=rate,
+                                                separator=separator, demucs_repo=demucs_repo,
                                                 use_cache=use_cache, on_progress=progress)
         else:
             sep_info = analysis_info["separation"]
