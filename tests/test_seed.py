@@ -85,6 +85,7 @@ def test_make_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, demo
         assert result.exit_code == 0, result.output
         covers[name] = sf.read(out, dtype="float32")[0]
     report = json.loads((tmp_path / "a.json").read_text())
-    assert report["seed"] == 3 and any(t["status"] == "transferred" for t in report["transfer"])
+    # the arranged cover: the seed picks the band's pattern variations and humanises timing and velocity
+    assert report["seed"] == 3 and report["mode"] == "arrange" and report["band"]["events"] > 0
     assert np.array_equal(covers["a"], covers["b"])
     assert not np.array_equal(covers["a"], covers["c"])
