@@ -12,7 +12,7 @@ import traceback
 
 from .common import OUT, environment
 
-BENCHES = ["pipeline", "separation", "timbre", "melody", "coverid", "genre", "batch", "analysis", "memory"]
+BENCHES = ["pipeline", "separation", "timbre", "melody", "coverid", "genre", "batch", "analysis", "memory", "arrange"]
 
 
 def main(names: list[str]) -> int:
