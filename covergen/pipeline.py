@@ -298,7 +298,7 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
                 melody, info = timbre.transfer_stem(melody, sample_rate=rate, instrument=model,
                                                     seed=_stem_seed(seed, "vocals"), on_progress=progress)
                 transferred["vocals"] = melody
-                entry.update(status="transferred", instrument=band_preset.melody, **info)
+                entry.update({**info, "status": "transferred", "instrument": band_preset.melody})
             except TransferError as err:
                 entry.update(status="voice kept", reason=str(err))
                 log.warning("melody kept as sung: %s", err)

@@ -90,6 +90,19 @@ def test_arranged_rock_cover_reuses_the_analysis_and_changes_genre(jazz_cover, t
     assert "rock band" in result.stderr and "C major" in result.stderr
 
 
+def test_arranged_classical_cover_replays_the_melody_on_violin(jazz_cover, tmp_path):
+    """A preset whose melody is an instrument: the vocal line is re-played by the DDSP violin."""
+    song, *_ = jazz_cover
+    report = tmp_path / "r.json"
+    result = _run("make", song, "--to", "classical", "-o", tmp_path / "classical.wav", "--report", report, "-q")
+    assert result.exit_code == 0, result.output
+    r = json.loads(report.read_text())
+    melody = r["transfer"][0]
+    assert r["band"]["style"] == "classical"
+    assert melody["status"] == "transferred" and melody["instrument"] == "violin", melody
+    assert melody["played_fraction"] > 0.5 and melody["model"]["sha256"]
+
+
 def _bad_inputs(tmp):
     cases = {"missing": (tmp / "missing.wav", "no such file")}
     (tmp / "empty.wav").write_bytes(b"")
