@@ -234,7 +234,7 @@ def make_cover(
     arranged = mode == "arrange"
     report["mode"] = mode
     if arranged:
-        out, transferred = _arranged_cover(sheet, stems, preset, report, seed=seed, output_rate=sr_in,
+        out, transferred = _arranged_cover(sheet, stems, preset, report, name=str(song), seed=seed, output_rate=sr_in,
                                            on_progress=on_progress)
     else:
         with _stage(report, "transfer", on_progress) as progress:
@@ -257,19 +257,19 @@ def make_cover(
                  work_rate=rate, inputs=(Path(song),))
 
 
-def _tempo_ratio(sheet: LeadSheet, preset: presets.GenrePreset) -> float:
+def _tempo_ratio(sheet: LeadSheet, preset: presets.GenrePreset, name: str) -> float:
     """The cover's tempo over the song's: the preset's tempo change applied to the song's tempo."""
     tempo = sheet.tempo_bpm
     if not preset.tempo_change_bpm or not tempo:
         return 1.0
-    if tempo + preset.tempo_change_bpm < 0.2 * tempo:
-        raise AudioContentError(f"the preset's tempo change ({preset.tempo_change_bpm:+g} BPM) leaves "
+    if tempo + preset.tempo_change_bpm <= 0.2 * tempo:
+        raise AudioContentError(f"{name}: the preset's tempo change ({preset.tempo_change_bpm:+g} BPM) leaves "
                                 f"{tempo + preset.tempo_change_bpm:.0f} BPM from {tempo:.0f}")
     return (tempo + preset.tempo_change_bpm) / tempo
 
 
 def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict,
-                    *, seed: int, output_rate: int, on_progress: ProgressFn | None,
+                    *, name: str, seed: int, output_rate: int, on_progress: ProgressFn | None,
                     keep: tuple[str, ...] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The band in the preset's style on the song's (stretched) grid, the melody over it, mixed.
     Returns (cover audio at output_rate, {"vocals": transferred melody} if the melody was re-played)."""
@@ -278,7 +278,7 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
     rate = separate.SAMPLE_RATE
     band_preset = preset.band
     keep = band_preset.keep if keep is None else keep
-    ratio = _tempo_ratio(sheet, preset)
+    ratio = _tempo_ratio(sheet, preset, name)
     with _stage(report, "arrange", on_progress):
         band, _, facts = arrange.arrange(sheet, band_preset.resolved, seed=seed, tempo_ratio=ratio, sample_rate=rate)
         report["band"] = {"style": band_preset.resolved.name, "description": band_preset.resolved.description,
@@ -321,8 +321,8 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
                 "harmony (other stem) under the band", first.get("verdict"), first.get("score", 0.0))
     keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
     retry: dict = {"stages_s": report["stages_s"], "transfer": []}
-    out, _ = _arranged_cover(sheet, stems, preset, retry, seed=seed, output_rate=sr_in, on_progress=on_progress,
-                             keep=keep)
+    out, _ = _arranged_cover(sheet, stems, preset, retry, name=report["input"]["path"], seed=seed, output_rate=sr_in,
+                             on_progress=on_progress, keep=keep)
     second = _cover_check(y_in, out, sr_in)
     report["guard"] = {"first_check": first, "action": "kept the original other stem under the band",
                        "kept_stems": list(keep), "second_check": second}
@@ -709,10 +709,7 @@ def arrange_file(song: Path, out: Path, *, genre: str, midi_out: Path | None = N
     if len(sheet.beats_s) < 2:
         raise AudioContentError(f"{song}: fewer than two beats; nothing to arrange on")
     tempo = sheet.tempo_bpm
-    ratio = (tempo + preset.tempo_change_bpm) / tempo if preset.tempo_change_bpm and tempo else 1.0
-    if ratio <= 0.2:
-        raise AudioContentError(f"{song}: the preset's tempo change ({preset.tempo_change_bpm:+g} BPM) leaves "
-                                f"{tempo + preset.tempo_change_bpm:.0f} BPM from {tempo:.0f}")
+    ratio = _tempo_ratio(sheet, preset, str(song))
     style = preset.band.resolved
     with _stage(report, "arrange", on_progress):
         band, events, facts = arrange.arrange(sheet, style, seed=seed, tempo_ratio=ratio, sample_rate=sample_rate)

@@ -103,6 +103,22 @@ def test_arranged_classical_cover_replays_the_melody_on_violin(jazz_cover, tmp_p
     assert melody["played_fraction"] > 0.5 and melody["model"]["sha256"]
 
 
+def test_guard_keeps_the_original_harmony_when_the_check_fails(jazz_cover, monkeypatch):
+    """An arranged cover the cover check rejects is mixed again with the original `other` stem under the band,
+    checked again, and the report says so."""
+    from covergen import pipeline
+
+    song, *_ = jazz_cover
+    real_check = pipeline._cover_check
+    verdicts = iter([{"status": "done", "verdict": "not a cover", "score": 0.05}])
+    monkeypatch.setattr(pipeline, "_cover_check", lambda *a: next(verdicts, None) or real_check(*a))
+    cover = pipeline.make_cover(song, genre="jazz")
+    r = cover.report
+    assert r["guard"]["first_check"]["verdict"] == "not a cover"
+    assert r["guard"]["kept_stems"] == ["other"] and r["mix"]["kept_stems"] == ["other"]
+    assert r["cover_check"] == r["guard"]["second_check"] and r["cover_check"]["verdict"] == "cover"
+
+
 def _bad_inputs(tmp):
     cases = {"missing": (tmp / "missing.wav", "no such file")}
     (tmp / "empty.wav").write_bytes(b"")
