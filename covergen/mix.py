@@ -273,6 +273,16 @@ def render(stems: dict[str, np.ndarray], *, sample_rate: int, preset: GenrePrese
     if preset.tempo_change_bpm and tempo_bpm:
         rate = (tempo_bpm + preset.tempo_change_bpm) / tempo_bpm
         bus = stretch(bus, sample_rate=sample_rate, rate=rate)
+    out = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
+    facts = {"tempo_in_bpm": tempo_bpm, "tempo_target_bpm": tempo_bpm * rate if tempo_bpm else None,
+             "stretch_rate": rate}
+    return out, facts
+
+
+def _master(bus: np.ndarray, preset: GenrePreset, *, sample_rate: int,
+            output_sample_rate: int | None) -> np.ndarray:
+    """The preset's master chain (in chunks, in place), resampling to the output rate, then loudness
+    and the true-peak ceiling set in the output rate, so they hold in the written file."""
     board = build_master_board(preset.master)
     for start in range(0, bus.shape[-1], CHUNK_SAMPLES):
         stop = start + CHUNK_SAMPLES
@@ -280,11 +290,8 @@ def render(stems: dict[str, np.ndarray], *, sample_rate: int, preset: GenrePrese
     out_rate = output_sample_rate or sample_rate
     if out_rate != sample_rate:
         bus = resample(bus, orig_sr=sample_rate, target_sr=out_rate)
-    out = normalize_loudness(bus, sample_rate=out_rate, target_lufs=preset.master.target_lufs,
-                             true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
-    facts = {"tempo_in_bpm": tempo_bpm, "tempo_target_bpm": tempo_bpm * rate if tempo_bpm else None,
-             "stretch_rate": rate}
-    return out, facts
+    return normalize_loudness(bus, sample_rate=out_rate, target_lufs=preset.master.target_lufs,
+                              true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
 
 
 def _stem_bus(y: np.ndarray, settings: StemPreset, sample_rate: int) -> np.ndarray:
@@ -314,13 +321,5 @@ def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[s
     bus = np.zeros((2, n), dtype=np.float32)
     for y in layers.values():
         bus[:, :y.shape[-1]] += y
-    board = build_master_board(preset.master)
-    for start in range(0, n, CHUNK_SAMPLES):
-        stop = start + CHUNK_SAMPLES
-        bus[:, start:stop] = _process(board, bus[:, start:stop], sample_rate, first=start == 0)
-    out_rate = output_sample_rate or sample_rate
-    if out_rate != sample_rate:
-        bus = resample(bus, orig_sr=sample_rate, target_sr=out_rate)
-    out = normalize_loudness(bus, sample_rate=out_rate, target_lufs=preset.master.target_lufs,
-                             true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
+    out = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
     return out, {"layers": sorted(layers), "stretch_rate": tempo_ratio}

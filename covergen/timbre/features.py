@@ -125,6 +125,21 @@ def sounding(loudness_db: np.ndarray, *, range_db: float = 35.0) -> np.ndarray:
     return loudness_db > max(float(np.percentile(loudness_db, 95)) - range_db, -70.0)
 
 
+def _frame_power(y: np.ndarray, f0_hz: np.ndarray, frames: np.ndarray, *, sample_rate: int, hop_samples: int,
+                 n_fft: int, max_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Power spectra of up to `max_frames` of `frames` (evenly picked), their bin frequencies and the
+    frames' f0 as a column; None for no frames."""
+    frames = np.asarray(frames)
+    if len(frames) == 0:
+        return None
+    frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).astype(int)]
+    yp = np.pad(np.asarray(y, np.float32), (n_fft // 2, n_fft))
+    idx = frames[:, None] * hop_samples + np.arange(n_fft)[None, :]
+    power = np.abs(np.fft.rfft(yp[idx] * np.hanning(n_fft), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)[None, :]
+    return power, freqs, np.asarray(f0_hz)[frames][:, None]
+
+
 def harmonicity(y: np.ndarray, f0_hz: np.ndarray, frames: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
                 hop_samples: int = HOP_SAMPLES, n_fft: int = 2048, max_frames: int = 400) -> float:
     """Median share of 0.8*f0-5 kHz energy lying on the harmonics of f0, over the given frames.
@@ -132,15 +147,11 @@ def harmonicity(y: np.ndarray, f0_hz: np.ndarray, frames: np.ndarray, *, sample_
     A single voice puts ~0.9 of its energy on its harmonics; in a full mix the accompaniment
     sits between them (~0.6) even where the pitch tracker happily follows the lead vocal.
     """
-    frames = np.asarray(frames)
-    if len(frames) == 0:
+    spectra = _frame_power(y, f0_hz, frames, sample_rate=sample_rate, hop_samples=hop_samples, n_fft=n_fft,
+                           max_frames=max_frames)
+    if spectra is None:
         return 0.0
-    frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).astype(int)]
-    yp = np.pad(np.asarray(y, np.float32), (n_fft // 2, n_fft))
-    idx = frames[:, None] * hop_samples + np.arange(n_fft)[None, :]
-    power = np.abs(np.fft.rfft(yp[idx] * np.hanning(n_fft), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)[None, :]
-    f0 = np.asarray(f0_hz)[frames][:, None]
+    power, freqs, f0 = spectra
     h = freqs / f0
     tol_hz = np.maximum(1.5 * sample_rate / n_fft, 0.03 * f0)
     band = (freqs >= 0.8 * f0) & (freqs < 5000.0)
@@ -186,14 +197,10 @@ def sub_f0_share(y: np.ndarray, f0_hz: np.ndarray, frames: np.ndarray, *, sample
     A voice or a solo instrument puts next to nothing under its own fundamental (stems, separated
     ones included, read <= 0.04); a full mix's bass and kick drum sit there under the melody.
     """
-    frames = np.asarray(frames)
-    if len(frames) == 0:
+    spectra = _frame_power(y, f0_hz, frames, sample_rate=sample_rate, hop_samples=hop_samples, n_fft=n_fft,
+                           max_frames=max_frames)
+    if spectra is None:
         return 0.0
-    frames = frames[np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).astype(int)]
-    yp = np.pad(np.asarray(y, np.float32), (n_fft // 2, n_fft))
-    idx = frames[:, None] * hop_samples + np.arange(n_fft)[None, :]
-    power = np.abs(np.fft.rfft(yp[idx] * np.hanning(n_fft), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)[None, :]
-    f0 = np.asarray(f0_hz)[frames][:, None]
+    power, freqs, f0 = spectra
     band = (freqs >= 40.0) & (freqs < 5000.0)
     return float((power * (band & (freqs < 0.7 * f0))).sum() / max((power * band).sum(), 1e-20))
