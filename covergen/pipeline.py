@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__, audio, mix, presets, registry, separate
+from . import __version__, audio, folders, mix, presets, registry, separate
 from .errors import AudioContentError, AudioLoadError, CoverCheckError, OutputError, TransferError
 from .leadsheet import LeadSheet
 
@@ -448,7 +448,7 @@ def doctor() -> dict:
 
     facts: dict = {"covergen": {"version": __version__, "python": platform.python_version(),
                                 "models folder": str(registry.models_dir()),
-                                "user models folder": str(registry.user_models_dir()),
+                                "user models folder": str(folders.user_models_dir()),
                                 "stem cache": str(separate.cache_dir())}}
     facts["separators"] = {"htdemucs": separate.demucs_status(), "spleeter": separate.spleeter_status(),
                            "embedded": "always (DSP, no weights)", "unmix": separate.unmix_status()}
@@ -627,7 +627,7 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
     y = np.asarray(y, dtype=np.float32)
     separator_name = separate.resolve_separator(separator, demucs_repo)[0]
     key = f"{audio.content_hash(y, sample_rate)[:24]}-{separator_name}-{chords}-{ANALYSIS_VERSION}"
-    cache_file = separate.cache_dir().parent / "leadsheets" / f"{key}.json"
+    cache_file = folders.cache_dir("leadsheets") / f"{key}.json"
     if use_cache and cache_file.is_file():
         try:
             sheet = LeadSheet.from_json(cache_file.read_text())

@@ -12,15 +12,18 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.metadata
-import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import ModelError
+import tomli_w
 
-__all__ = ["ModelEntry", "models_dir", "user_models_dir", "entries", "get", "path", "register", "sha256_of"]
+from .audio import atomic_path
+from .errors import ModelError
+from .folders import user_models_dir
+
+__all__ = ["ModelEntry", "models_dir", "entries", "get", "path", "register", "sha256_of"]
 
 REGISTRY_FILE = "registry.toml"
 _FIELDS = ("kind", "file", "sha256", "source", "license", "card")
@@ -61,15 +64,6 @@ def _distribution_root(requirement: str) -> Path | None:
 def models_dir() -> Path:
     """Folder of shipped models (the repo's `models/`, installed as `covergen._models`)."""
     return Path(str(resources.files("covergen._models")))
-
-
-def user_models_dir() -> Path:
-    """Folder of user-trained models: $COVERGEN_USER_MODELS or ~/.local/share/covergen/models."""
-    env = os.environ.get("COVERGEN_USER_MODELS")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "covergen" / "models"
 
 
 def _read(root: Path, origin: str) -> dict[str, ModelEntry]:
@@ -161,14 +155,8 @@ def register(name: str, file: Path, *, kind: str, source: str, license: str, car
 def _write_entry(reg: Path, name: str, file: Path, **fields: str) -> None:
     table = tomllib.loads(reg.read_text()) if reg.is_file() else {}
     table[name] = {"file": file.name, "sha256": sha256_of(file), **fields}
-    lines = ["# Written by covergen's training recipes (`make models`); sha256 checked on every load.", ""]
-    for key in sorted(table):
-        lines.append(f"[{key}]")
-        for field in _FIELDS:
-            value = str(table[key][field]).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'{field} = "{value}"')
-        lines += [f'{field} = "{table[key][field]}"' for field in _OPTIONAL_FIELDS if field in table[key]]
-        lines.append("")
-    tmp = reg.with_suffix(".toml.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, reg)
+    ordered = {key: {f: str(table[key][f]) for f in _FIELDS + _OPTIONAL_FIELDS if f in table[key]}
+               for key in sorted(table)}
+    header = "# Written by covergen's training recipes (`make models`); sha256 checked on every load.\n\n"
+    with atomic_path(reg) as tmp:
+        tmp.write_text(header + tomli_w.dumps(ordered))

@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import audio, worker_stats
+from . import audio, folders, worker_stats
 from .errors import SeparationError
 
 __all__ = ["STEMS", "SEPARATORS", "SAMPLE_RATE", "separate", "resolve_separator", "demucs_status",
@@ -88,10 +88,8 @@ _auto_choice: dict[str, tuple[str, str]] = {}
 
 
 def cache_dir() -> Path:
-    """Stem cache: $COVERGEN_CACHE/stems or ~/.cache/covergen/stems."""
-    base = os.environ.get("COVERGEN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"), "covergen")
-    return Path(base) / "stems"
+    """Stem cache: $COVERGEN_CACHE/stems or the user cache folder's stems/ (covergen.folders)."""
+    return folders.cache_dir("stems")
 
 
 def _demucs_repo(demucs_repo: Path | None) -> Path | None:

@@ -47,6 +47,7 @@ import numpy as np
 import pretty_midi
 import soundfile as sf
 
+from .. import folders
 from ..leadsheet import PITCH_NAMES, QUALITIES, LeadSheet, Note, beat_to_seconds, chord_label
 from .render import render_midi
 
@@ -624,10 +625,8 @@ def render(seed: int, *, duration_s: float | None = None) -> RenderedSong:
 
 
 def cache_dir() -> Path:
-    """$COVERGEN_CACHE/leadsheet_songs or ~/.cache/covergen/leadsheet_songs."""
-    base = os.environ.get("COVERGEN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"), "covergen")
-    return Path(base) / "leadsheet_songs"
+    """$COVERGEN_CACHE/leadsheet_songs or the user cache folder's (covergen.folders)."""
+    return folders.cache_dir("leadsheet_songs")
 
 
 def _read_cached(stem: Path, seed: int) -> RenderedSong | None:

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import registry
+from .. import folders, registry
 from ..timbre import features as feat
 from ..timbre.net import DecoderConfig, TimbreDecoder, n_parameters, spectral_loss
 from ..timbre import synth
@@ -299,7 +299,7 @@ def train_user_instrument(audio_dir: Path, *, name: str, steps: int, seed: int =
     files = sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     if not files:
         raise AudioLoadError(f"{audio_dir}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found")
-    root = registry.user_models_dir()
+    root = folders.user_models_dir()
     work = root / f".timbre-{name}-work"
     work.mkdir(parents=True, exist_ok=True)
     ds = timbre_data.load_dataset(files)
