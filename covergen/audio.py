@@ -20,12 +20,17 @@ from .errors import AudioContentError, AudioLoadError, OutputError, OutputIsInpu
 
 __all__ = ["load", "save", "resample", "to_mono", "content_hash", "atomic_path", "same_file",
            "check_output_not_input", "is_covergen_output", "onset_strength", "beat_track", "SOFTWARE_TAG", "MIN_DURATION_S", "MAX_DURATION_S",
-           "FORMATS"]
+           "FORMATS", "AUDIO_SUFFIXES", "SILENCE_DBFS", "find_audio"]
 
 MIN_DURATION_S = 1.0
 MAX_DURATION_S = 20 * 60.0
-SILENCE_DBFS = -70.0
+SILENCE_DBFS = -70.0  # a peak below this is silence: nothing to cover, compare or classify
 FORMATS = {"wav": "WAV", "flac": "FLAC"}
+# File suffixes `load` decodes: libsndfile's containers that carry music (Ogg holds Vorbis or Opus).
+_SUFFIXES_BY_FORMAT = {"WAV": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".oga", ".opus"), "MP3": (".mp3",),
+                       "AIFF": (".aif", ".aiff")}
+AUDIO_SUFFIXES = tuple(suffix for fmt, suffixes in _SUFFIXES_BY_FORMAT.items() if fmt in sf.available_formats()
+                       for suffix in suffixes)
 _WRITE_BLOCK_SAMPLES = 1 << 18
 SOFTWARE_TAG = f"covergen {__version__}"  # written into every file `save` writes (WAV INFO ISFT, FLAC comment)
 
@@ -80,6 +85,15 @@ def load(
     if sample_rate is not None and sample_rate != sr:
         y, sr = resample(y, orig_sr=sr, target_sr=sample_rate), sample_rate
     return y, int(sr)
+
+
+def find_audio(folder: Path, *, recursive: bool = True) -> list[Path]:
+    """The audio files (by AUDIO_SUFFIXES) in `folder`, sorted; hidden files and hidden folders are skipped
+    (covergen's own temp files are hidden too: `.name.XXXX.part.wav`)."""
+    folder = Path(folder)
+    candidates = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in candidates if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def _wav_missing_bytes(path: Path) -> int:

@@ -19,12 +19,9 @@ from typing import Callable, Iterator
 from . import audio, pipeline
 from .errors import CovergenError
 
-__all__ = ["AUDIO_SUFFIXES", "Task", "Result", "find_songs", "plan", "cover_task", "run_local"]
+__all__ = ["Task", "Result", "find_songs", "plan", "cover_task", "run_local"]
 
 log = logging.getLogger(__name__)
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-
 
 @dataclass(frozen=True)
 class Task:
@@ -52,9 +49,9 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def find_songs(folder: Path, *, recursive: bool = False, out_dir: Path | None = None) -> list[Path]:
-    """Audio files (by suffix) in `folder`, sorted, without anything covergen wrote.
+    """Audio files (`audio.find_audio`) in `folder`, sorted, without anything covergen wrote.
 
-    Skipped: hidden files, covergen's temp files (`.part`), everything inside `out_dir` when it
+    Skipped: hidden files and folders, covergen's temp files (`.part`), everything inside `out_dir` when it
     lies inside `folder` (so a recursive run never covers the covers), and files covergen wrote
     anywhere (tagged by `audio.save`: covers next to their songs, kept stems). Each kind of skip is
     said once, as a warning.
@@ -64,9 +61,8 @@ def find_songs(folder: Path, *, recursive: bool = False, out_dir: Path | None = 
     out_root = Path(out_dir).resolve() if out_dir is not None else None
     skip_out = out_root is not None and out_root != root and _inside(out_root, root)
     songs, skipped_out, ours = [], 0, []
-    for p in Path(folder).glob("**/*" if recursive else "*"):
-        if (p.name.startswith(".") or ".part" in p.name or p.suffix.lower() not in AUDIO_SUFFIXES
-                or not p.is_file()):
+    for p in audio.find_audio(folder, recursive=recursive):
+        if ".part" in p.name:
             continue
         if skip_out and _inside(p.resolve().parent, out_root):
             skipped_out += 1

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import folders, registry
+from .. import audio as caudio, folders, registry
 from ..timbre import features as feat
 from ..timbre.net import DecoderConfig, TimbreDecoder, n_parameters, spectral_loss
 from ..timbre import synth
@@ -285,9 +285,6 @@ def rewrite_shipped_cards() -> list[Path]:
     return out
 
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
-
-
 def train_user_instrument(audio_dir: Path, *, name: str, steps: int, seed: int = 0,
                           on_progress: Callable[[float], None] | None = None) -> Path:
     """Train `timbre-<name>` from a folder of monophonic recordings into the user models folder."""
@@ -296,9 +293,9 @@ def train_user_instrument(audio_dir: Path, *, name: str, steps: int, seed: int =
     audio_dir = Path(audio_dir)
     if not audio_dir.is_dir():
         raise AudioLoadError(f"{audio_dir}: not a folder of recordings")
-    files = sorted(p for p in audio_dir.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    files = caudio.find_audio(audio_dir)
     if not files:
-        raise AudioLoadError(f"{audio_dir}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) found")
+        raise AudioLoadError(f"{audio_dir}: no audio files ({', '.join(caudio.AUDIO_SUFFIXES)}) found")
     root = folders.user_models_dir()
     work = root / f".timbre-{name}-work"
     work.mkdir(parents=True, exist_ok=True)
