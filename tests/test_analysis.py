@@ -13,7 +13,7 @@ from covergen.cli import app
 from covergen.errors import AudioContentError
 from covergen.leadsheet import LeadSheet, chord_pitch_classes, parse_chord
 
-from .conftest import shared_file, sine, write
+from .conftest import SPEECH, shared_file, sine, write
 
 pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="fluidsynth not installed")
 
@@ -113,6 +113,7 @@ def test_noise_and_a_held_tone_are_refused():
     _refused(sine(440.0, 10.0, SR, amplitude=0.3), "never changes")
 
 
+@pytest.mark.realdata
 def test_real_speech_is_refused_and_real_music_is_not():
     from covergen import audio
 
@@ -155,7 +156,7 @@ def test_cli_analyse_writes_json_lab_and_midi(tmp_path, rendered):
 def test_cli_analyse_refuses_speech_in_one_line(tmp_path):
     from covergen import audio
 
-    speech, sr = audio.load(shared_file("real", "198-209-0000.ogg"))
+    speech, sr = audio.load(SPEECH)
     song = write(tmp_path / "speech.wav", speech, sr)
     result = CliRunner().invoke(app, ["analyse", str(song), "--json", str(tmp_path / "out.json")])
     assert result.exit_code == 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .conftest import DEMO_SONG, SHARED, sine, write
+from .conftest import DEMO_SONG, SPEECH, sine, write
 
 
 def _robustness_folder(root):
@@ -28,11 +28,9 @@ def _robustness_folder(root):
     write(folder / "five-ms.wav", sine(440, 0.005, 44100), 44100)
     write(folder / "silence.flac", np.zeros((2, 44100 * 4), np.float32), 44100)
     (folder / "notes.wav").write_text("shopping list: milk, eggs\n" * 40)
-    bad = ["corrupt-header.wav", "truncated.wav", "zero-length.wav", "five-ms.wav", "silence.flac", "notes.wav"]
-    speech = SHARED / "real" / "198-209-0000.ogg"
-    if speech.exists():
-        (folder / "speech.ogg").write_bytes(speech.read_bytes())
-        bad.append("speech.ogg")
+    (folder / "speech.ogg").write_bytes(SPEECH.read_bytes())
+    bad = ["corrupt-header.wav", "truncated.wav", "zero-length.wav", "five-ms.wav", "silence.flac", "notes.wav",
+           "speech.ogg"]
     return folder, ["song-8k-mono.wav", "song-96k-24bit.wav"], bad
 
 

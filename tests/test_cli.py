@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from covergen import mix
 from covergen.cli import app
 
-from .conftest import DEMO_SONG, shared_file, sine, write
+from .conftest import DEMO_SONG, JAZZ_MIX, SPEECH, TRUMPET, shared_file, sine, write
 
 runner = CliRunner()
 
@@ -147,8 +147,7 @@ def test_bad_input_is_one_line_exit_1_no_output(tmp_path, case):
 
 
 def test_speech_is_refused():
-    speech = shared_file("real", "198-209-0000.ogg")
-    result = _run("make", speech, "--to", "jazz", "-o", "/tmp/covergen-speech-test.wav")
+    result = _run("make", SPEECH, "--to", "jazz", "-o", "/tmp/covergen-speech-test.wav")
     assert result.exit_code == 1 and "speech or noise" in result.stderr
 
 
@@ -235,9 +234,7 @@ def test_mix_notices_missing_stem_and_rejects_empty_folder(tmp_path):
 
 
 def test_transfer_refuses_full_mix_and_speech(tmp_path):
-    mixture = shared_file("real", "Kevin_MacLeod_-_Vibe_Ace.ogg")
-    speech = shared_file("real", "198-209-0000.ogg")
-    for song in (mixture, speech):
+    for song in (JAZZ_MIX, SPEECH):
         out = tmp_path / f"{song.stem}.wav"
         result = _run("transfer", song, "--instrument", "tenor_sax", "-o", out)
         assert result.exit_code == 1 and song.name in result.stderr, result.stderr
@@ -249,7 +246,7 @@ def test_transfer_keeps_the_trumpet_melody(tmp_path):
     measured with librosa.pyin (not the tracker the model uses)."""
     import librosa
 
-    trumpet = shared_file("real", "sorohanro_-_solo-trumpet-06.ogg")
+    trumpet = TRUMPET
     y_in, sr = librosa.load(trumpet, sr=22050)
     for instrument in ("tenor_sax", "trumpet"):  # violin: 0.81 by this ungated measure (see bench/timbre.md)
         out = tmp_path / f"{instrument}.wav"
@@ -266,6 +263,7 @@ def test_transfer_keeps_the_trumpet_melody(tmp_path):
         assert both.sum() > 50 and np.mean(np.abs(cents - shift) < 50) >= 0.9, (instrument, np.mean(np.abs(cents - shift) < 50))
 
 
+@pytest.mark.realdata
 def test_genre_prints_top3_of_a_real_jazz_clip():
     song = shared_file("real", "Kevin_MacLeod_-_Vibe_Ace.ogg")
     result = _run("genre", song, "--json")
@@ -298,6 +296,7 @@ def test_make_to_auto_picks_the_profile_favourite(jazz_cover, tmp_path):
     assert "favourite genre from" in result.stderr and "rock" in result.stderr and out.is_file()
 
 
+@pytest.mark.realdata
 def test_check_pair_and_library_ranking(tmp_path):
     """A slowed copy of a real song is a cover and ranks first in a small library; an unrelated song is not."""
     import pedalboard

@@ -20,7 +20,7 @@ OTHERS = ["Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg",
           "442789__lena-orsa__happy-music-pistachio-ice-cream-ragtime.ogg"]
 SR = coverid.SAMPLE_RATE
 
-needs_shared = pytest.mark.skipif(not SONG.is_file(), reason=f"shared test audio not found at {REAL}")
+needs_shared = pytest.mark.realdata
 
 
 def _load(path: Path) -> np.ndarray:

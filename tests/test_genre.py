@@ -41,12 +41,14 @@ def _song(seconds: float, seed: int) -> np.ndarray:
     return np.stack([mono, mono])
 
 
+@pytest.mark.realdata
 def test_feature_names_are_the_csv_columns():
     with open(shared_file("gtzan", "features_30_sec.csv"), newline="") as fh:
         header = next(csv.reader(fh))
     assert list(genre.FEATURES) == [c for c in header if c not in ("filename", "length", "label")]
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("name,start_s", [
     ("Kevin_MacLeod_-_Vibe_Ace.ogg", 15.0),
     ("Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg", 45.0),
@@ -90,6 +92,7 @@ def test_shipped_model_is_registered_small_and_carded():
     assert "macro-F1" in card and "Loudness" in card
 
 
+@pytest.mark.realdata
 def test_shipped_model_held_out_macro_f1_recomputed_from_the_csv():
     from sklearn.metrics import f1_score
 
@@ -109,6 +112,7 @@ def test_shipped_model_held_out_macro_f1_recomputed_from_the_csv():
     assert f1 >= HELD_OUT_FLOOR
 
 
+@pytest.mark.realdata
 def test_predict_ranks_jazz_in_the_top3_of_a_real_jazz_clip():
     # Measured: jazz 0.42 first, then rock 0.35, blues 0.18 (whole 61 s, 2 segments).
     probs = genre.predict_file(shared_file("real", "Kevin_MacLeod_-_Vibe_Ace.ogg"))
@@ -116,6 +120,7 @@ def test_predict_ranks_jazz_in_the_top3_of_a_real_jazz_clip():
     assert "jazz" in [g for g, _ in genre.top(probs, 3)]
 
 
+@pytest.mark.realdata
 def test_predict_calls_a_real_classical_clip_classical_and_ignores_gain():
     y = _excerpt("Kevin_MacLeod_-_P_I_Tchaikovsky_Dance_of_the_Sugar_Plum_Fairy.ogg", 30.0, 30.0)
     probs = genre.predict(y, sample_rate=SR)

@@ -79,6 +79,7 @@ def test_missing_separator_weights_is_a_one_line_error(monkeypatch):
         separate.separate(np.zeros((2, 44100), np.float32), sample_rate=44100, separator="unmix", use_cache=False)
 
 
+@pytest.mark.realdata
 def test_embedded_on_real_multitrack_beats_floor():
     folder = shared_file("multitrack", "Music_Delta__80s_Rock")
     mix, sr = audio.load(folder / "mixture.flac")
@@ -156,6 +157,7 @@ def test_stage_3_excerpts_take_their_drums_from_recorded_kit_songs():
     assert ((peaks[0.0] > 0) & (peaks[0.0] <= 2.0)).any(), peaks
 
 
+@pytest.mark.realdata
 def test_spleeter_separates_a_real_multitrack_and_stems_sum_to_the_mix():
     """Default offline separator on a real recording (80s Rock, 6.8 s): vocals well above embedded's 7.4 dB."""
     folder = shared_file("multitrack", "Music_Delta__80s_Rock")

@@ -13,11 +13,11 @@ from covergen.evaluation import SHARED_DATA as SHARED
 from covergen.errors import ModelError, TransferError
 from covergen.timbre import synth
 
+from .conftest import SPEECH, TRUMPET
+
 SR = 16000
 HOP = 160
-TRUMPET = SHARED / "real" / "sorohanro_-_solo-trumpet-06.ogg"
-SPEECH = SHARED / "real" / "198-209-0000.ogg"
-needs_shared = pytest.mark.skipif(not TRUMPET.is_file(), reason=f"shared test audio not found under {SHARED}")
+needs_shared = pytest.mark.realdata
 
 
 def _shipped() -> list[str]:
@@ -166,7 +166,6 @@ def test_rendered_melody_keeps_pitch(instrument):
     assert np.median(np.abs(cents)) < 50
 
 
-@needs_shared
 def test_trumpet_to_two_instruments_keeps_pitch():
     from covergen import audio
 
@@ -204,7 +203,6 @@ def test_sung_phrase_keeps_its_true_pitch():
     assert within >= 0.95, f"only {within:.1%} of voiced frames within 50 cents of the true f0"
 
 
-@needs_shared
 def test_speech_is_refused(instrument):
     from covergen import audio
 
