@@ -56,7 +56,7 @@ def load_any(path: Path) -> unmix.MaskNet:
     if "state_dict" in state:
         return unmix.load(path)[0]
     width = state["model"]["encode.0.weight"].shape[0]  # early checkpoints saved no config
-    model = unmix.MaskNet(state.get("config", unmix.NetConfig(hidden=width)))
+    model = unmix.MaskNet(state.get("config", unmix.NetConfig(hidden=width)), STEMS)
     model.load_state_dict(state["model"])
     return model.eval()
 

@@ -204,4 +204,4 @@ def separate(session, y: np.ndarray, *, mean: float | None = None, std: float | 
         if on_progress:
             on_progress((i + 1) / len(starts))
     out = out / total * std + mean
-    return {name: out[SOURCES.index(name)] for name in ("vocals", "drums", "bass", "other")}
+    return dict(zip(SOURCES, out))

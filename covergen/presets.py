@@ -13,11 +13,11 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import PresetError
+from .separate import STEMS
 
 __all__ = ["EqBand", "CompressorSettings", "StemPreset", "MasterPreset", "GenrePreset", "BandPreset",
-           "STEMS", "presets_dir", "available", "load", "load_file"]
+           "presets_dir", "available", "load", "load_file"]
 
-STEMS = ("vocals", "drums", "bass", "other")
 # The genre classifier's labels (GTZAN); a preset's `genre_label` says which one it aims at.
 GENRE_LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 ACTIONS = ("keep", "transfer", "mute")

@@ -10,6 +10,7 @@ covergen.separate runs it over long songs in overlapping chunks.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,12 @@ def mix_features(mix_spec: torch.Tensor) -> torch.Tensor:
 
 
 class MaskNet(nn.Module):
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, sources: Sequence[str]):
         super().__init__()
+        if len(sources) != config["n_stems"]:
+            raise ValueError(f"{len(sources)} source names for {config['n_stems']} stems")
         self.config = dict(config)
+        self.sources = tuple(sources)  # stem names in mask order (as Demucs models have), saved in the checkpoint meta
         bins, hidden, stems = config["n_bins"], config["hidden"], config["n_stems"]
         self.input_shift = nn.Parameter(torch.zeros(bins))
         self.input_scale = nn.Parameter(torch.ones(bins))
@@ -79,9 +83,8 @@ class MaskNet(nn.Module):
 
 
 def separate(model: MaskNet, y: np.ndarray, *, mask_power: float = MASK_POWER) -> dict[str, np.ndarray]:
-    """Stems {name: [shape=(channels, samples)]} of y [shape=(channels, samples)] at 44.1 kHz, in one pass."""
-    from .separate import STEMS
-
+    """Stems {name: [shape=(channels, samples)]} of y [shape=(channels, samples)] at 44.1 kHz, in one pass,
+    named by model.sources."""
     with torch.inference_mode():
         wav = torch.from_numpy(y)
         scale = wav.pow(2).mean().sqrt().clamp_min(1e-5)
@@ -89,13 +92,13 @@ def separate(model: MaskNet, y: np.ndarray, *, mask_power: float = MASK_POWER) -
         masks = model(mix_features(spec.mean(0, keepdim=True)))[0] ** mask_power  # (stems, bins, frames)
         masks = masks / masks.sum(0, keepdim=True).clamp_min(1e-12)
         stems = (istft(masks[:, None] * spec[None], y.shape[-1]) * scale).numpy()
-    return {name: stems[i] for i, name in enumerate(STEMS)}
+    return {name: stems[i] for i, name in enumerate(model.sources)}
 
 
 def load(path: Path) -> tuple[MaskNet, dict]:
     """MaskNet and its metadata from a covergen separator checkpoint."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    model = MaskNet(checkpoint["config"])
+    model = MaskNet(checkpoint["config"], checkpoint["meta"]["stems"])
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     return model, checkpoint.get("meta", {})

@@ -174,7 +174,7 @@ def train(steps: int, *, stage: int = 1, seed: int = SEED,
         raise RuntimeError(f"no {'/'.join(missing)} songs in {separation_data.data_dir()}; "
                            "run python -m covergen.training.separation_data")
     torch.manual_seed(seed)
-    model = unmix.MaskNet(unmix.NetConfig(hidden=hidden))
+    model = unmix.MaskNet(unmix.NetConfig(hidden=hidden), STEMS)
     if stage > 1:
         start = checkpoint_path(stage - 1, seed, hidden)
         if not start.is_file():
