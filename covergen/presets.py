@@ -13,13 +13,12 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import PresetError
+from .genre.classifier import GENRES
 from .separate import STEMS
 
 __all__ = ["EqBand", "CompressorSettings", "StemPreset", "MasterPreset", "GenrePreset", "BandPreset",
            "presets_dir", "available", "load", "load_file"]
 
-# The genre classifier's labels (GTZAN); a preset's `genre_label` says which one it aims at.
-GENRE_LABELS = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 ACTIONS = ("keep", "transfer", "mute")
 BAND_MODES = ("arrange", "revoice")
 EQ_KINDS = ("highpass", "lowpass", "lowshelf", "highshelf", "peak")
@@ -232,8 +231,8 @@ def load_file(file: Path) -> GenrePreset:
     if unknown:
         raise PresetError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(top_keys))})")
     label = table.get("genre_label")
-    if label is not None and label not in GENRE_LABELS:
-        raise PresetError(f"{where}: genre_label={label!r} is not one of {', '.join(GENRE_LABELS)}")
+    if label is not None and label not in GENRES:  # the genre classifier's labels: what the preset aims at
+        raise PresetError(f"{where}: genre_label={label!r} is not one of {', '.join(GENRES)}")
     stems_table = table.get("stems", {})
     bad = sorted(set(stems_table) - set(STEMS))
     if bad:
