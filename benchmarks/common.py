@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from covergen.evaluation import SHARED_DATA
+from benchmarks.evaluation import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = SHARED_DATA

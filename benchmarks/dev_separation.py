@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from covergen import registry, unmix
-from covergen.evaluation import stem_sdr_db
+from benchmarks.evaluation import stem_sdr_db
 from covergen.separate import STEMS
 from covergen.training import drumkits, separation_data
 from covergen.training.demo_song import held_out_songs, render_stems

@@ -16,7 +16,7 @@ import statistics
 import numpy as np
 
 from covergen import audio, separate, spleeter, unmix
-from covergen.evaluation import SHARED_DATA, stem_sdr_db
+from benchmarks.evaluation import SHARED_DATA, stem_sdr_db
 
 from .dev_separation import dev_sets
 

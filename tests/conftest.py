@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from covergen.evaluation import SHARED_DATA
+from benchmarks.evaluation import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = SHARED_DATA

@@ -3,7 +3,7 @@ import pytest
 
 from covergen import audio, separate
 from covergen.errors import SeparationError
-from covergen.evaluation import stem_sdr_db, untrained_demucs_repo
+from benchmarks.evaluation import stem_sdr_db, untrained_demucs_repo
 
 from .conftest import shared_file
 

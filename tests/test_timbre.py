@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from covergen import timbre
-from covergen.evaluation import SHARED_DATA as SHARED
+from benchmarks.evaluation import SHARED_DATA as SHARED
 from covergen.errors import ModelError, TransferError
 from covergen.timbre import synth
 

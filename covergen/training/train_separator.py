@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.evaluation import score_separator, separation_sets, summarise_separation  # a checkout-only recipe
+
 from .. import registry, unmix
-from ..evaluation import score_separator, separation_sets, summarise_separation
 from ..separate import STEMS
 from . import cover_songs, drumkits, separation_data
 
