@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import audio, pipeline
+from . import api, audio
 from .errors import CovergenError
 
 __all__ = ["Task", "Result", "find_songs", "plan", "cover_task", "run_local"]
@@ -80,11 +80,10 @@ def find_songs(folder: Path, *, recursive: bool = False, out_dir: Path | None = 
 def plan(folder: Path, out_dir: Path, *, genre: str, recursive: bool = False, skip_existing: bool = False,
          fmt: str = "wav", separator: str = "auto", seed: int = 0) -> tuple[list[Task], list[Result]]:
     """Tasks to run, and results for songs skipped because their output already exists."""
-    genre_name = Path(genre).stem if genre.endswith(".toml") else genre
     tasks, skipped = [], []
     for song in find_songs(folder, recursive=recursive, out_dir=out_dir):
         rel = song.relative_to(folder)
-        output = Path(out_dir) / rel.parent / f"{song.stem}-{genre_name}.{fmt}"
+        output = Path(out_dir) / rel.parent / api.output_name(song.stem, api.genre_name(genre), fmt=fmt)
         if skip_existing and output.is_file():
             skipped.append(Result(str(song), "skipped", str(output), 0.0))
             continue
@@ -99,9 +98,7 @@ def cover_task(task: Task) -> Result:
     try:
         out = Path(task.output)
         out.parent.mkdir(parents=True, exist_ok=True)
-        pipeline.check_writable(out, inputs=[task.song])
-        cover = pipeline.make_cover(Path(task.song), genre=task.genre, separator=task.separator, seed=task.seed)
-        pipeline.write_cover(cover, out)
+        api.make_cover(Path(task.song), out, genre=task.genre, separator=task.separator, seed=task.seed)
         return Result(task.song, "done", task.output, round(time.perf_counter() - t0, 3))
     except CovergenError as err:
         return Result(task.song, "failed", None, round(time.perf_counter() - t0, 3), str(err))

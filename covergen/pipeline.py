@@ -23,8 +23,7 @@ from .leadsheet import LeadSheet
 
 __all__ = ["Cover", "make_cover", "write_cover", "mix_stems", "read_stems_folder", "stems_folder_files",
            "transfer_file", "arrange_file", "read_lead_sheet", "lead_sheet_of", "analyse_file",
-           "check_writable", "separate_song", "list_presets", "preset_text", "doctor",
-           "SILENT_STEM_DBFS", "STEMS_FACTS"]
+           "check_writable", "check_writable_file", "separate_song", "SILENT_STEM_DBFS", "STEMS_FACTS"]
 
 log = logging.getLogger(__name__)
 
@@ -403,77 +402,13 @@ def separate_song(song: Path, out_root: Path, *, separator: str = "auto", demucs
     return folder, info
 
 
-def list_presets() -> list[dict]:
-    """Name, tempo change, transfers and description of each shipped preset."""
-    rows = []
-    for name in presets.available():
-        p = presets.load(name)
-        rows.append({"name": name, "tempo_change_bpm": p.tempo_change_bpm, "description": p.description,
-                     "transfers": {s: sp.instrument for s, sp in p.stems.items() if sp.action == "transfer"}})
-    return rows
-
-
-def preset_text(name: str) -> str:
-    """The TOML text of a shipped preset (validated first)."""
-    preset = presets.load(name)
-    return (presets.presets_dir() / preset.source).read_text()
-
-
-FETCHABLE_MODELS = ("htdemucs-onnx",)
-
-
-def model_terms(name: str) -> str:
-    """The terms of an optional model's weights, shown before `fetch_model`."""
-    from . import htdemucs_onnx
-    from .errors import SeparationError
-
-    if name not in FETCHABLE_MODELS:
-        raise SeparationError(f"unknown optional model {name!r}; fetchable: {', '.join(FETCHABLE_MODELS)}")
-    return htdemucs_onnx.TERMS
-
-
-def fetch_model(name: str, *, accept_terms: bool) -> Path:
-    """`covergen models fetch`: download an optional model into the user models folder (never the repo)."""
-    from . import htdemucs_onnx
-
-    model_terms(name)
-    return htdemucs_onnx.fetch(accept_terms=accept_terms)
-
-
-def doctor() -> dict:
-    """What is available and from where: separators, instrument models, SoundFonts, tools."""
-    import shutil
-
-    from .arrange.render import find_soundfont
-
-    facts: dict = {"covergen": {"version": __version__, "python": platform.python_version(),
-                                "models folder": str(registry.models_dir()),
-                                "user models folder": str(folders.user_models_dir()),
-                                "stem cache": str(separate.cache_dir())}}
-    facts["separators"] = {"htdemucs": separate.demucs_status(), "spleeter": separate.spleeter_status(),
-                           "embedded": "always (DSP, no weights)", "unmix": separate.unmix_status()}
-    models = {}
-    for name, entry in registry.entries().items():
-        ok = entry.file_path.is_file()
-        models[name] = f"{entry.kind}, {entry.origin}, {'ok' if ok else 'MISSING'}: {entry.file_path}"
-    facts["models"] = models or {"(none)": "run `make models`"}
-    sf2 = find_soundfont()
-    kits = [f for f in ("Black_Pearl_4_LV2.sf2", "Red_Zeppelin_4_LV2.sf2") if Path("/usr/share/sounds/sf2", f).is_file()]
-    facts["tools"] = {"SoundFont": str(sf2) if sf2 else "none (apt-get install fluid-soundfont-gm)",
-                      "recorded drum kits (arranger)": ", ".join(kits) if kits else
-                      "none: General MIDI kits (apt-get install avldrums.lv2-soundfont)",
-                      "fluidsynth": shutil.which("fluidsynth") or "not installed (apt-get install fluidsynth)"}
-    return facts
-
-
 _SIX_STEM_ALIASES = {"guitar": "other", "piano": "other"}
-_STEM_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def _stem_files(folder: Path) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for file in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if file.suffix.lower() in _STEM_SUFFIXES:
+        if file.suffix.lower() in audio.AUDIO_SUFFIXES:
             name = _SIX_STEM_ALIASES.get(file.stem.lower(), file.stem.lower())
             if name in separate.STEMS:
                 found.setdefault(name, []).append(file)
@@ -729,86 +664,6 @@ def arrange_file(song: Path, out: Path, *, genre: str, midi_out: Path | None = N
     report["output"] = {"path": str(out), **({"midi": str(midi_out)} if midi_out else {}),
                         **_output_facts(band, sample_rate)}
     return report
-
-
-def list_instruments() -> list[dict]:
-    """Instrument models available for transfer (shipped and user-trained)."""
-    from . import timbre
-
-    return timbre.list_instruments()
-
-
-def _song_features(song: Path, method: str):
-    from . import coverid
-
-    y, sr = audio.load(song)
-    return coverid.features(y, sample_rate=sr) if method == "2dftm" else coverid.beat_chroma(y, sample_rate=sr)
-
-
-def check_pair(original: Path, candidate: Path, *, method: str = "qmax") -> dict:
-    """`covergen check ORIGINAL CANDIDATE`: similarity, z-score against the background set, verdict."""
-    from . import coverid
-
-    result = coverid.check(_song_features(original, method), _song_features(candidate, method), method=method)
-    return {"original": str(original), "candidate": str(candidate), **result}
-
-
-def rank_library(candidate: Path, library: Path, *, method: str = "qmax", top: int = 10,
-                 on_progress: Callable[[float], None] | None = None) -> list[tuple[Path, float]]:
-    """`covergen check CANDIDATE --library DIR|INDEX`: the library's songs most like the candidate.
-
-    A folder is indexed first (incrementally: unchanged files are not analysed again).
-    """
-    from . import coverid
-
-    library = Path(library)
-    index = coverid.build_index(library, on_progress=on_progress) if library.is_dir() else library
-    return coverid.rank(_song_features(candidate, method), index, k=top, method=method)
-
-
-def index_folder(folder: Path, index_path: Path | None = None,
-                 on_progress: Callable[[float], None] | None = None) -> tuple[Path, int, dict]:
-    """`covergen index DIR`: build or update the feature index; returns (path, songs indexed, errors)."""
-    from . import coverid
-
-    path = coverid.build_index(Path(folder), index_path, on_progress=on_progress)
-    index = coverid.load_index(path)
-    return path, len(index.paths), {str(k): v for k, v in index.errors.items()}
-
-
-def classify_genre(song: Path, *, on_progress: Callable[[float], None] | None = None) -> dict[str, float]:
-    """`covergen genre FILE`: probabilities over the ten GTZAN genres (30 s segments, averaged)."""
-    from . import genre
-
-    return genre.predict_file(Path(song), on_progress=on_progress)
-
-
-def taste_profile(folder: Path, out: Path | None = None, *, recursive: bool = True,
-                  on_progress: Callable[[float], None] | None = None) -> dict:
-    """`covergen profile DIR`: genre distribution and favourites of a music folder (tags + classifier)."""
-    from . import genre
-
-    if out is not None:
-        check_writable_file(out)
-    result = genre.profile(Path(folder), recursive=recursive, on_progress=on_progress, out_path=out)
-    if out is not None:
-        genre.save_profile(result, Path(out))
-    return result
-
-
-def favourite_genre(profile_path: Path) -> str:
-    """The listener's favourite genre that has a preset (`make --to auto --profile FILE`)."""
-    from . import genre
-
-    return genre.favourite(genre.load_profile(Path(profile_path)), presets.available())
-
-
-def train_instrument(audio_dir: Path, *, name: str, steps: int, seed: int = 0,
-                     on_progress: Callable[[float], None] | None = None) -> Path:
-    """`covergen train-instrument`: a new DDSP instrument from a folder of monophonic recordings."""
-    from . import timbre
-
-    return timbre.train_instrument(Path(audio_dir), name=name, steps=steps, seed=seed, on_progress=on_progress)
 
 
 def check_writable_file(out: Path) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from covergen import timbre
 from benchmarks.evaluation import SHARED_DATA as SHARED
+from covergen import api, timbre
 from covergen.errors import ModelError, TransferError
 from covergen.timbre import synth
 
@@ -254,7 +254,7 @@ def test_train_instrument_from_folder(tmp_path, monkeypatch):
     for i, f0 in enumerate((196.0, 247.0, 330.0)):
         sf.write(rec / f"take{i}.wav", _tone(f0, 2.5, 22050), 22050)
     progress = []
-    path = timbre.train_instrument(rec, name="test_hum", steps=2, on_progress=progress.append)
+    path = api.train_instrument(rec, name="test_hum", steps=2, on_progress=progress.append)
     assert path.parent == user and path.is_file()
     assert progress[-1] == pytest.approx(1.0)
     entry = registry.get("timbre-test_hum")
@@ -264,4 +264,4 @@ def test_train_instrument_from_folder(tmp_path, monkeypatch):
     out, _ = timbre.transfer_stem(_tone(220.0, 1.0, SR)[None], sample_rate=SR, instrument="test_hum")
     assert out.shape == (1, SR) and np.all(np.isfinite(out))
     with pytest.raises(ModelError, match="invalid instrument name"):
-        timbre.train_instrument(rec, name="../evil", steps=1)
+        api.train_instrument(rec, name="../evil", steps=1)

@@ -341,7 +341,3 @@ def check_name(name: str) -> str:
         raise ModelError(f"invalid instrument name {name!r}; use lower-case letters, digits, '_' or '-' (max 48)")
     return name
 
-
-def forget(name: str) -> None:
-    """Drop a cached instrument (after retraining it)."""
-    registry.forget(PREFIX + name)
