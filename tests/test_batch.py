@@ -48,6 +48,7 @@ def batch_run(tmp_path_factory):
     return root, folder, good, bad, result
 
 
+@pytest.mark.slow
 def test_batch_covers_good_files_and_reports_each_bad_one(batch_run):
     root, folder, good, bad, result = batch_run
     assert result.returncode == 1, result.stderr
@@ -69,6 +70,7 @@ def test_batch_covers_good_files_and_reports_each_bad_one(batch_run):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_rerun_with_skip_existing_resumes(batch_run):
     root, folder, good, bad, _ = batch_run
     result = _batch(folder, "--to", "rock", "-o", root / "covers", "--recursive", "--skip-existing", "--json",

@@ -34,6 +34,7 @@ def jazz_cover(tmp_path_factory):
     return song, out, report, result, tmp
 
 
+@pytest.mark.slow
 def test_make_writes_cover_at_input_rate_and_target_loudness(jazz_cover):
     song, out, report, result, _ = jazz_cover
     assert result.exit_code == 0, result.output
@@ -43,6 +44,7 @@ def test_make_writes_cover_at_input_rate_and_target_loudness(jazz_cover):
     assert mix.true_peak_dbtp(y.T, sample_rate=sr) <= -1.0 + 0.1  # 24-bit rounding
 
 
+@pytest.mark.slow
 def test_make_changes_tempo_by_the_preset(jazz_cover):
     song, out, *_ = jazz_cover
     y_in, sr_in = sf.read(song, dtype="float32", always_2d=True)
@@ -52,6 +54,7 @@ def test_make_changes_tempo_by_the_preset(jazz_cover):
     assert after == pytest.approx(before - 15.0, abs=2.0), (before, after)
 
 
+@pytest.mark.slow
 def test_make_report_has_facts_models_and_check(jazz_cover):
     _, out, report, result, tmp = jazz_cover
     r = json.loads(report.read_text())
@@ -70,6 +73,7 @@ def test_make_report_has_facts_models_and_check(jazz_cover):
         assert (tmp / "stems" / "separated" / f"{stem}.wav").is_file()
 
 
+@pytest.mark.slow
 def test_arranged_rock_cover_reuses_the_analysis_and_changes_genre(jazz_cover, tmp_path):
     """The default mode: a new rock band on the song's grid and chords, the singer kept over it."""
     song, *_ = jazz_cover
@@ -90,6 +94,7 @@ def test_arranged_rock_cover_reuses_the_analysis_and_changes_genre(jazz_cover, t
     assert "rock band" in result.stderr and "C major" in result.stderr
 
 
+@pytest.mark.slow
 def test_arranged_classical_cover_replays_the_melody_on_violin(jazz_cover, tmp_path):
     """A preset whose melody is an instrument: the vocal line is re-played by the DDSP violin."""
     song, *_ = jazz_cover
@@ -103,6 +108,7 @@ def test_arranged_classical_cover_replays_the_melody_on_violin(jazz_cover, tmp_p
     assert melody["played_fraction"] > 0.5 and melody["model"]["sha256"]
 
 
+@pytest.mark.slow
 def test_guard_keeps_the_original_harmony_when_the_check_fails(jazz_cover, monkeypatch):
     """An arranged cover the cover check rejects is mixed again with the original `other` stem under the band,
     checked again, and the report says so."""
@@ -183,6 +189,7 @@ def test_usage_error_is_exit_2():
     assert runner.invoke(app, ["make"]).exit_code == 2
 
 
+@pytest.mark.slow
 def test_mix_of_kept_stems_reproduces_make(jazz_cover):
     _, out, _, _, tmp = jazz_cover
     remix = tmp / "remix.wav"
@@ -195,6 +202,7 @@ def test_mix_of_kept_stems_reproduces_make(jazz_cover):
     assert diff_db < -60, diff_db
 
 
+@pytest.mark.slow
 def test_demucs_layout_and_flat_folder_mix_the_same(jazz_cover, tmp_path):
     import shutil
 
@@ -273,6 +281,7 @@ def test_genre_prints_top3_of_a_real_jazz_clip():
     assert abs(sum(row["probabilities"].values()) - 1) < 1e-6
 
 
+@pytest.mark.slow
 def test_make_to_auto_picks_the_profile_favourite(jazz_cover, tmp_path):
     """A profile whose favourite is metal (from a file tag) maps to the rock preset."""
     import mutagen.flac
@@ -296,6 +305,7 @@ def test_make_to_auto_picks_the_profile_favourite(jazz_cover, tmp_path):
     assert "favourite genre from" in result.stderr and "rock" in result.stderr and out.is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_check_pair_and_library_ranking(tmp_path):
     """A slowed copy of a real song is a cover and ranks first in a small library; an unrelated song is not."""

@@ -66,6 +66,7 @@ def runs(tmp_path_factory):
     return root, out
 
 
+@pytest.mark.slow
 def test_cluster_batch_matches_local_jobs(runs):
     root, out = runs
     local, cluster = out["local"], out["cluster"]
@@ -89,6 +90,7 @@ def test_cluster_batch_matches_local_jobs(runs):
     assert made == sorted(n.replace(".wav", "-rock.wav") for n in GOOD)  # nothing half-written
 
 
+@pytest.mark.slow
 def test_cluster_rerun_with_skip_existing_resumes(runs, tmp_path_factory):
     """Every cover already there: all skipped, exit 0, and no cluster is even started."""
     root, _ = runs
@@ -119,6 +121,7 @@ def _transfer_preset(tmp_path):
     return str(preset), {"timbre-tenor_sax"}
 
 
+@pytest.mark.slow
 def test_each_worker_loads_its_models_once(tmp_path):
     """4 songs on 2 workers (asking for a GPU slot each): every worker reads each model at most once."""
     from covergen import batch, cluster, worker_stats
@@ -150,6 +153,7 @@ def _workers(pid):
             if any("spawn_main" in part for part in p.cmdline())]
 
 
+@pytest.mark.slow
 def test_killed_worker_loses_no_song(tmp_path):
     """Kill a worker process while it covers a good song: its nanny restarts it, the scheduler
     re-runs the lost song, and every song is reported exactly once."""
