@@ -385,7 +385,7 @@ class Method(str, Enum):
 def check(
     songs: list[Path] = typer.Argument(..., help="ORIGINAL CANDIDATE, or just CANDIDATE with --library."),
     library: Optional[Path] = typer.Option(None, "--library", "-l", help="Folder (indexed incrementally) or index file to rank against."),
-    method: Method = typer.Option(Method.qmax, "--method", help="qmax: cross-recurrence of beat chroma (stronger: MAP 0.78 vs 0.47 on our benchmark); 2dftm: 2D-FFT magnitude (faster for large libraries)."),
+    method: Method = typer.Option(Method.qmax, "--method", help="qmax: cross-recurrence of beat chroma, from 8 beats (about 10 s) of music (stronger; see bench/coverid.md); 2dftm: 2D-FFT magnitude of 75-beat patches (35-45 s; faster for large libraries)."),
     top: int = typer.Option(10, "--top", min=1, help="With --library: how many matches to print."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
@@ -393,7 +393,7 @@ def check(
 
     Key- and tempo-invariant: beat-synchronous chroma, compared by cross-recurrence (qmax) or by the
     2D-FFT magnitude of 75-beat patches (2dftm). The z-score compares the pair with the candidate's
-    similarity to a bundled background set; needs about 75 beats (35-45 s) of music.
+    similarity to a bundled background set. qmax needs 8 beats (about 10 s of music), 2dftm 75 beats (35-45 s).
     """
     from . import api
 

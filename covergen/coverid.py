@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from .audio import atomic_path, beat_track, check_output_not_input, onset_strength
@@ -40,33 +41,44 @@ PATCH_BEATS = 75
 PATCH_HOP_BEATS = 1
 CHROMA_POWER = 1.0  # on beat chroma before the 2D FFT
 MAGNITUDE_POWER = 0.5  # on the 2D FFT magnitude: keeps loud low-frequency bins from dominating
-QMAX_EMBED_BEATS = 12  # delay embedding (m) for the cross-recurrence plot, tau = 1 beat
-QMAX_NEIGHBOURS = 0.2  # kappa: fraction of mutual nearest neighbours counted as recurrent
-QMAX_GAP_OPEN = 5.0  # gamma_o
+# Qmax settings, chosen with benchmarks/dev_coverid.py (leave-one-work-out on the real cover groups:
+# every left-out work chose m = 6 with a half-tempo grid and sqrt_shorter; 6 of 7 chose kappa 0.1, gaps 2 / 0.5).
+QMAX_EMBED_BEATS = 6  # delay embedding (m) for the cross-recurrence plot, tau = 1 beat
+QMAX_NEIGHBOURS = 0.1  # kappa: fraction of mutual nearest neighbours counted as recurrent
+QMAX_GAP_OPEN = 2.0  # gamma_o
 QMAX_GAP_EXTEND = 0.5  # gamma_e
+QMAX_TRANSPOSITIONS = 1  # how many of the best OTIs to try (2 did worse)
+QMAX_TEMPO_OCTAVES = True  # also compare each song on a half-tempo grid (tracker octave errors)
+QMAX_NORM = "sqrt_shorter"  # Qmax over sqrt(beats of the shorter song): a clip is not punished for being short
 SILENCE_DBFS = -70.0
 # 95th percentile of the onset envelope (dB flux of the peak-normalised signal) below which
 # there is no pulse to track: steady tones give ~0.05, music 2-8, speech ~7, whale song ~1.5.
 MIN_ONSET_STRENGTH = 0.5
 METHODS = ("2dftm", "qmax")
+# Beats each method needs. Qmax needs an embedding plus a few beats of path; 2DFTM one 75-beat patch.
+QMAX_MIN_BEATS = QMAX_EMBED_BEATS + 2
+MIN_BEATS = {"qmax": QMAX_MIN_BEATS, "2dftm": PATCH_BEATS}
 INDEX_NAME = ".coverid-index.npz"
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus"}
-# What a stored feature depends on: a background or index made with other settings is refused.
-# (m = 12 and kappa = 0.2, and the 2DFTM settings, were chosen on the calibration works; see
-# covergen/training/cover_songs.py. The test works were not used for any choice.)
-CONFIG = json.dumps({"version": 1, "sample_rate": SAMPLE_RATE, "hop_samples": HOP_SAMPLES, "chroma": "cqt",
-                     "beat_aggregate": "median", "patch_beats": PATCH_BEATS, "patch_hop_beats": PATCH_HOP_BEATS,
-                     "chroma_power": CHROMA_POWER, "magnitude_power": MAGNITUDE_POWER, "dc": "dropped",
-                     "qmax": [QMAX_EMBED_BEATS, QMAX_NEIGHBOURS, QMAX_GAP_OPEN, QMAX_GAP_EXTEND]}, sort_keys=True)
+# What a stored feature depends on: an index made with other settings is refused. (The 2DFTM settings
+# were chosen on the rendered calibration works; the rendered test works were not used for any choice.)
+FEATURE_CONFIG = json.dumps({"version": 2, "sample_rate": SAMPLE_RATE, "hop_samples": HOP_SAMPLES, "chroma": "cqt",
+                             "beat_aggregate": "median", "patch_beats": PATCH_BEATS, "patch_hop_beats": PATCH_HOP_BEATS,
+                             "chroma_power": CHROMA_POWER, "magnitude_power": MAGNITUDE_POWER, "dc": "dropped",
+                             "min_beats": MIN_BEATS["qmax"]}, sort_keys=True)
+# The background's thresholds also depend on the Qmax settings: a background made with others is refused.
+CONFIG = json.dumps({"features": FEATURE_CONFIG, "qmax": [QMAX_EMBED_BEATS, QMAX_NEIGHBOURS, QMAX_GAP_OPEN,
+                     QMAX_GAP_EXTEND, QMAX_TRANSPOSITIONS, QMAX_TEMPO_OCTAVES, QMAX_NORM]}, sort_keys=True)
 
 
 # ---------------------------------------------------------------- features
 
-def beat_chroma(y: np.ndarray, *, sample_rate: int, min_beats: int = PATCH_BEATS) -> np.ndarray:
+def beat_chroma(y: np.ndarray, *, sample_rate: int, method: str = "qmax", min_beats: int | None = None) -> np.ndarray:
     """Beat-synchronous chroma [shape=(12, beats)], each beat max-normalised.
 
     y: float [shape=(channels, samples)] or [shape=(samples,)]. Raises CoverCheckError for
-    silence, no detectable beat, or fewer than `min_beats` beats.
+    silence, no detectable beat, or fewer beats than `method` needs (`MIN_BEATS`; `min_beats`
+    overrides it).
     """
     import librosa
 
@@ -93,14 +105,21 @@ def beat_chroma(y: np.ndarray, *, sample_rate: int, min_beats: int = PATCH_BEATS
         raise CoverCheckError("no beats detected; the cover check needs music with a pulse, "
                               "not speech, noise or a sustained tone")
     n_beats = len(beats) - 1
+    min_beats = MIN_BEATS[method] if min_beats is None else min_beats
     if n_beats < min_beats:
-        need_s = min_beats * 60.0 / tempo_bpm if tempo_bpm > 0 else float("nan")
-        raise CoverCheckError(f"only {n_beats} beats, need {min_beats}: give at least {need_s:.0f} s of music "
-                              f"at this tempo ({tempo_bpm:.0f} BPM)")
+        raise CoverCheckError(_too_short(n_beats, min_beats, method, tempo_bpm))
     chroma = librosa.feature.chroma_cqt(y=y, sr=SAMPLE_RATE, hop_length=HOP_SAMPLES, tuning=_estimate_tuning(y))
     sync = librosa.util.sync(chroma, beats, aggregate=np.median, pad=False)
     sync = sync[:, :n_beats]
     return (sync / np.maximum(sync.max(axis=0, keepdims=True), 1e-9)).astype(np.float32)
+
+
+def _too_short(n_beats: int, min_beats: int, method: str, tempo_bpm: float | None = None) -> str:
+    """The one-line refusal: which method needs how many beats, and what the other one needs."""
+    at = (f": give at least {min_beats * 60.0 / tempo_bpm:.0f} s of music at this tempo ({tempo_bpm:.0f} BPM)"
+          if tempo_bpm else "")
+    other = (f"; qmax needs only {MIN_BEATS['qmax']} (--method qmax)" if method == "2dftm" else "")
+    return f"only {n_beats} beats, {method} needs {min_beats}{at}{other}"
 
 
 def _estimate_tuning(y: np.ndarray, *, n_fft: int = 2048, chunk_frames: int = 4096) -> float:
@@ -140,7 +159,7 @@ def features_from_chroma(chroma: np.ndarray) -> np.ndarray:
     if chroma.ndim != 2 or chroma.shape[0] != 12:
         raise ValueError(f"chroma must be (12, beats), got shape {chroma.shape}")
     if chroma.shape[1] < PATCH_BEATS:
-        raise CoverCheckError(f"only {chroma.shape[1]} beats, need {PATCH_BEATS}")
+        raise CoverCheckError(_too_short(chroma.shape[1], PATCH_BEATS, "2dftm"))
     patches = np.lib.stride_tricks.sliding_window_view(chroma ** CHROMA_POWER, PATCH_BEATS, axis=1)
     patches = patches[:, ::PATCH_HOP_BEATS].transpose(1, 0, 2)  # (n_patches, 12, PATCH_BEATS)
     magnitude = np.abs(np.fft.rfft2(patches)) ** MAGNITUDE_POWER
@@ -151,7 +170,7 @@ def features_from_chroma(chroma: np.ndarray) -> np.ndarray:
 
 def features(y: np.ndarray, *, sample_rate: int) -> np.ndarray:
     """The 2DFTM vector of a song (1-D, L2-normalised). Needs at least 75 beats of music."""
-    return features_from_chroma(beat_chroma(y, sample_rate=sample_rate))
+    return features_from_chroma(beat_chroma(y, sample_rate=sample_rate, method="2dftm"))
 
 
 # ---------------------------------------------------------------- similarities
@@ -164,11 +183,25 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
 
 
-def _oti(a: np.ndarray, b: np.ndarray) -> int:
-    """Optimal transposition index: semitones to roll b so its global chroma best matches a's."""
+def _oti_candidates(a: np.ndarray, b: np.ndarray, n: int) -> list[int]:
+    """The `n` best transpositions (semitones to roll b) by global chroma match, best first."""
     ga, gb = a.mean(axis=1), b.mean(axis=1)
     ga, gb = ga / max(ga.max(), 1e-9), gb / max(gb.max(), 1e-9)
-    return int(np.argmax([ga @ np.roll(gb, k) for k in range(12)]))
+    match = np.array([ga @ np.roll(gb, k) for k in range(12)])
+    return [int(k) for k in np.argsort(-match, kind="stable")[:n]]
+
+
+def _oti(a: np.ndarray, b: np.ndarray) -> int:
+    """Optimal transposition index: semitones to roll b so its global chroma best matches a's."""
+    return _oti_candidates(a, b, 1)[0]
+
+
+def half_tempo(chroma: np.ndarray) -> np.ndarray:
+    """Beat chroma on a grid of every other beat (pairs of beats averaged, max-normalised):
+    what the beat tracker gives when it locks to half the tempo."""
+    n = chroma.shape[1] // 2 * 2
+    pooled = chroma[:, 0:n:2] + chroma[:, 1:n:2]
+    return pooled / np.maximum(pooled.max(axis=0, keepdims=True), 1e-9)
 
 
 def _embed(chroma: np.ndarray, m: int) -> np.ndarray:
@@ -178,45 +211,75 @@ def _embed(chroma: np.ndarray, m: int) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)
 
 
-def _qmax(recurrence: np.ndarray) -> float:
-    """Length of the best local alignment path in a binary cross-recurrence plot (Serra 2009, eq. 4).
+def _qmax(recurrence: np.ndarray, gap_open: float, gap_extend: float) -> float:
+    """Length of the best local alignment path in a binary cross-recurrence plot (Serra 2009, eq. 4)."""
+    return float(_qmax_kernel(np.ascontiguousarray(recurrence, dtype=np.bool_), float(gap_open), float(gap_extend)))
 
-    Each row depends only on the two rows above, so rows are computed as vectors.
-    """
-    n, m = recurrence.shape
-    r = np.zeros((n + 2, m + 2), dtype=bool)
-    r[2:, 2:] = recurrence
+
+@numba.njit(cache=True)
+def _qmax_kernel(r, gap_open, gap_extend):  # pragma: no cover - compiled
+    # numba: the recurrence is cell by cell; numpy row vectors were 90x slower (119 vs 1.4 ms, 300 x 300)
+    n, m = r.shape
     q = np.zeros((n + 2, m + 2))
-    gap = np.where(r, QMAX_GAP_OPEN, QMAX_GAP_EXTEND)
+    best = 0.0
     for i in range(2, n + 2):
-        a, b, c = q[i - 1, 1:-1], q[i - 2, 1:-1], q[i - 1, :-2]  # (i-1,j-1), (i-2,j-1), (i-1,j-2)
-        hit = np.maximum(np.maximum(a, b), c) + 1
-        miss = np.maximum.reduce([np.zeros(m), a - gap[i - 1, 1:-1], b - gap[i - 2, 1:-1], c - gap[i - 1, :-2]])
-        q[i, 2:] = np.where(r[i, 2:], hit, miss)
-    return float(q.max())
+        for j in range(2, m + 2):
+            a, b, c = q[i - 1, j - 1], q[i - 2, j - 1], q[i - 1, j - 2]
+            if r[i - 2, j - 2]:
+                v = max(a, b, c) + 1.0
+            else:  # the penalty depends on whether the cell the path came from was recurrent
+                ga = gap_open if i >= 3 and j >= 3 and r[i - 3, j - 3] else gap_extend
+                gb = gap_open if i >= 4 and j >= 3 and r[i - 4, j - 3] else gap_extend
+                gc = gap_open if i >= 3 and j >= 4 and r[i - 3, j - 4] else gap_extend
+                v = max(0.0, a - ga, b - gb, c - gc)
+            q[i, j] = v
+            best = max(best, v)
+    return best
 
 
-def similarity_strong(chroma_a: np.ndarray, chroma_b: np.ndarray) -> float:
-    """Qmax similarity of two beat chromas [shape=(12, beats)]: symmetric, in [0, ~1].
+def _qmax_pair(a: np.ndarray, b: np.ndarray, m: int, kappa: float, gap_open: float, gap_extend: float,
+               shifts: list[int]) -> float:
+    """Best Qmax over b rolled by each of `shifts` semitones, in beats of path (not normalised)."""
+    xa = _embed(a, m)
+    best = 0.0
+    for shift in shifts:
+        xb = _embed(np.roll(b, shift, axis=0), m)
+        dist = np.sqrt(np.maximum(2.0 - 2.0 * xa @ xb.T, 0.0))  # Euclidean distance of unit vectors
+        k_rows = max(1, int(round(kappa * dist.shape[1])))
+        k_cols = max(1, int(round(kappa * dist.shape[0])))
+        eps_rows = np.partition(dist, k_rows - 1, axis=1)[:, k_rows - 1:k_rows]
+        eps_cols = np.partition(dist, k_cols - 1, axis=0)[k_cols - 1:k_cols, :]
+        best = max(best, _qmax((dist <= eps_rows) & (dist <= eps_cols), gap_open, gap_extend))
+    return best
 
-    Qmax (beats on the best aligned path) over the geometric mean of the two lengths, so long
-    songs do not win by length. Rendered covers score ~0.95, unrelated songs 0.1-0.5.
+
+def similarity_strong(chroma_a: np.ndarray, chroma_b: np.ndarray, *, m: int = QMAX_EMBED_BEATS,
+                      kappa: float = QMAX_NEIGHBOURS, gap_open: float = QMAX_GAP_OPEN,
+                      gap_extend: float = QMAX_GAP_EXTEND, transpositions: int = QMAX_TRANSPOSITIONS,
+                      tempo_octaves: bool = QMAX_TEMPO_OCTAVES, norm: str = QMAX_NORM) -> float:
+    """Qmax similarity of two beat chromas [shape=(12, beats)]: symmetric, >= 0.
+
+    Qmax (beats on the best aligned path) divided by `norm` of the two lengths: "product"
+    (square root of their product), "shorter" (the shorter one), "sqrt_shorter" (its square
+    root). With `tempo_octaves`, also each song on a half-tempo grid against the other as
+    tracked (a beat tracker's octave error), best of the three. Keyword settings are for
+    benchmarks/dev_coverid.py; the defaults are what was chosen there.
     """
     a, b = np.asarray(chroma_a, dtype=np.float64), np.asarray(chroma_b, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[0] != 12 or b.shape[0] != 12:
         raise ValueError(f"expected two (12, beats) chromas, got {a.shape} and {b.shape}")
-    m = QMAX_EMBED_BEATS
     if min(a.shape[1], b.shape[1]) < m + 2:
-        raise CoverCheckError(f"only {min(a.shape[1], b.shape[1])} beats, need {m + 2} for Qmax")
-    b = np.roll(b, _oti(a, b), axis=0)
-    xa, xb = _embed(a, m), _embed(b, m)
-    dist = np.sqrt(np.maximum(2.0 - 2.0 * xa @ xb.T, 0.0))  # Euclidean distance of unit vectors
-    k_rows = max(1, int(round(QMAX_NEIGHBOURS * dist.shape[1])))
-    k_cols = max(1, int(round(QMAX_NEIGHBOURS * dist.shape[0])))
-    eps_rows = np.partition(dist, k_rows - 1, axis=1)[:, k_rows - 1:k_rows]
-    eps_cols = np.partition(dist, k_cols - 1, axis=0)[k_cols - 1:k_cols, :]
-    recurrence = (dist <= eps_rows) & (dist <= eps_cols)
-    return _qmax(recurrence) / float(np.sqrt(xa.shape[0] * xb.shape[0]))
+        raise CoverCheckError(_too_short(min(a.shape[1], b.shape[1]), m + 2, "qmax"))
+    grids = [(a, b)]
+    if tempo_octaves:
+        grids += [(g, h) for g, h in ((half_tempo(a), b), (a, half_tempo(b))) if min(g.shape[1], h.shape[1]) >= m + 2]
+    best = 0.0
+    for g, h in grids:
+        q = _qmax_pair(g, h, m, kappa, gap_open, gap_extend, _oti_candidates(g, h, transpositions))
+        na, nb = g.shape[1] - m + 1, h.shape[1] - m + 1
+        denom = {"product": np.sqrt(na * nb), "shorter": min(na, nb), "sqrt_shorter": np.sqrt(min(na, nb))}[norm]
+        best = max(best, q / float(denom))
+    return best
 
 
 def _pair_score(original, candidate, method: str) -> float:
@@ -333,7 +396,7 @@ class Index:
 
     root: Path
     paths: list[Path]
-    features: np.ndarray  # (songs, dims)
+    features: np.ndarray  # (songs, dims); a zero row: too short for 2dftm (under 75 beats)
     chromas: list[np.ndarray]
     errors: dict[Path, str]
 
@@ -350,7 +413,7 @@ def _read_records(index_path: Path) -> tuple[Path, dict[str, dict]]:
     """(scanned folder, {relative path: record}) of an index file. Raises CoverCheckError."""
     try:
         with np.load(index_path, allow_pickle=False) as z:
-            if str(z["config"]) != CONFIG:
+            if str(z["config"]) != FEATURE_CONFIG:
                 raise CoverCheckError(f"{index_path}: made by another covergen version; "
                                       "rebuild it with `covergen index DIR`")
             root = (index_path.parent / str(z["root"])).resolve()
@@ -379,7 +442,7 @@ def _write_records(index_path: Path, root: Path, records: dict[str, dict], dims:
         chromas.append(records[r]["chroma"] if records[r]["chroma"] is not None else np.zeros((12, 0), np.float32))
     with atomic_path(index_path) as tmp:
         np.savez_compressed(
-            tmp, config=np.array(CONFIG), root=np.array(os.path.relpath(root, index_path.parent)),
+            tmp, config=np.array(FEATURE_CONFIG), root=np.array(os.path.relpath(root, index_path.parent)),
             rel=np.array(rels, dtype=str), mtime_ns=np.array([records[r]["mtime_ns"] for r in rels], dtype=np.int64),
             size=np.array([records[r]["size"] for r in rels], dtype=np.int64),
             error=np.array([records[r]["error"] for r in rels], dtype=str), features=feats,
@@ -392,8 +455,8 @@ def build_index(folder: Path, index_path: Path | None = None, *,
     """Index the audio files under `folder` (recursively); returns the index file's path.
 
     Incremental: a file whose mtime and size match the index is not read again. A file that
-    cannot be compared (unreadable, too short, silent) is recorded with its error and skipped
-    by `rank`. Default index: `folder/.coverid-index.npz`.
+    cannot be compared (unreadable, too short for qmax, silent) is recorded with its error and
+    skipped by `rank`; one under 75 beats is ranked by qmax only. Default index: `folder/.coverid-index.npz`.
     """
     from .audio import load
 
@@ -427,7 +490,8 @@ def build_index(folder: Path, index_path: Path | None = None, *,
             try:
                 y, sr = load(file, sample_rate=SAMPLE_RATE)
                 rec["chroma"] = beat_chroma(y, sample_rate=sr)
-                rec["features"] = features_from_chroma(rec["chroma"])
+                if rec["chroma"].shape[1] >= PATCH_BEATS:  # shorter songs are ranked by qmax only
+                    rec["features"] = features_from_chroma(rec["chroma"])
             except CovergenError as err:
                 rec["error"] = str(err).replace(f"{file}: ", "")
                 log.info("index: skipping %s: %s", rel, rec["error"])
@@ -475,9 +539,14 @@ def rank(candidate_features: np.ndarray, index: Index | Path, *, k: int | None =
     if method == "2dftm":
         from sklearn.neighbors import NearestNeighbors
 
-        nn = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(index.features)
+        usable = np.flatnonzero(np.linalg.norm(index.features, axis=1) > 0)  # the others are under 75 beats
+        if len(usable) == 0:
+            raise CoverCheckError(f"{index.root}: every indexed song is under {PATCH_BEATS} beats, too short for "
+                                  "2dftm; use --method qmax")
+        k = min(k, len(usable))
+        nn = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(index.features[usable])
         dist, idx = nn.kneighbors(np.asarray(candidate_features, dtype=np.float32)[None, :])
-        return [(index.paths[j], float(1.0 - d)) for d, j in zip(dist[0], idx[0])]
+        return [(index.paths[usable[j]], float(1.0 - d)) for d, j in zip(dist[0], idx[0])]
     if method == "qmax":
         scores = np.array([similarity_strong(c, candidate_features) for c in index.chromas])
         order = np.argsort(-scores, kind="stable")[:k]

@@ -44,12 +44,13 @@ def cover(song) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, cover) -> Path:
-    """A folder: the cover, two other real songs, and three files the check must skip."""
+    """A folder: the cover, two other real songs, a 20 s excerpt (qmax only), and three files the check must skip."""
     folder = tmp_path_factory.mktemp("library")
     sf.write(folder / "cover.wav", cover, SR)
     for name in OTHERS:
         sf.write(folder / (Path(name).stem + ".flac"), _load(REAL / name)[: 70 * SR], SR)
-    sf.write(folder / "speech.wav", _load(REAL / "198-209-0000.ogg"), SR)  # 14 s: too few beats
+    sf.write(folder / "excerpt.wav", _load(REAL / OTHERS[1])[30 * SR: 50 * SR], SR)  # under 75 beats
+    sf.write(folder / "short.wav", _load(REAL / OTHERS[1])[30 * SR: 33 * SR], SR)  # 3 s: too few beats for qmax
     sf.write(folder / "silence.wav", np.zeros(40 * SR, dtype=np.float32), SR)
     (folder / "notes.txt").write_text("not audio, not indexed")
     (folder / "broken.ogg").write_bytes(b"OggS but not really")
@@ -90,9 +91,11 @@ def test_index_ranks_the_cover_first_and_records_bad_files(song, library, monkey
     index_path = coverid.build_index(library)
     assert index_path == library / coverid.INDEX_NAME
     index = coverid.load_index(library)
-    assert sorted(p.name for p in index.paths) == sorted(["cover.wav"] + [Path(n).stem + ".flac" for n in OTHERS])
+    assert sorted(p.name for p in index.paths) == sorted(["cover.wav", "excerpt.wav"] +
+                                                         [Path(n).stem + ".flac" for n in OTHERS])
     errors = {p.name: msg for p, msg in index.errors.items()}
-    assert set(errors) == {"speech.wav", "silence.wav", "broken.ogg"}
+    assert set(errors) == {"short.wav", "silence.wav", "broken.ogg"}
+    assert f"qmax needs {coverid.MIN_BEATS['qmax']}" in errors["short.wav"]
     assert "silent" in errors["silence.wav"]
     assert "not a readable audio file" in errors["broken.ogg"]
 
@@ -101,6 +104,10 @@ def test_index_ranks_the_cover_first_and_records_bad_files(song, library, monkey
     assert ranked[0][1] > ranked[1][1] and len(ranked) == 3
     ranked = coverid.rank(coverid.beat_chroma(song, sample_rate=SR), index, method="qmax", k=1)
     assert [p.name for p, _ in ranked] == ["cover.wav"]
+    # the 20 s excerpt is ranked by qmax (first for its own piece), not by 2dftm (under 75 beats)
+    ragtime = coverid.beat_chroma(_load(REAL / OTHERS[1])[: 70 * SR], sample_rate=SR)
+    ranked = coverid.rank(ragtime, index, method="qmax")
+    assert len(ranked) == 4 and {p.name for p, _ in ranked[:2]} == {"excerpt.wav", Path(OTHERS[1]).stem + ".flac"}
 
     # a second run reads nothing unchanged; a touched file is read again
     calls = []
@@ -112,13 +119,35 @@ def test_index_ranks_the_cover_first_and_records_bad_files(song, library, monkey
     sf.write(cover_file, sf.read(cover_file, dtype="float32")[0][: 50 * SR], SR)
     coverid.build_index(library)
     assert len(calls) == 1
-    assert len(coverid.load_index(index_path).paths) == 3
+    assert len(coverid.load_index(index_path).paths) == 4
 
 
 @needs_shared
-def test_too_short_raises_clear_error(song):
-    with pytest.raises(CoverCheckError, match=r"^only \d+ beats, need 75"):
+def test_too_short_says_which_method_needs_what(song):
+    """10 s is enough for qmax; only 2dftm keeps its 75-beat patch, and the message says so."""
+    assert coverid.beat_chroma(song[: 10 * SR], sample_rate=SR).shape[1] >= coverid.MIN_BEATS["qmax"]
+    with pytest.raises(CoverCheckError, match=rf"^only \d+ beats, 2dftm needs 75: .*; qmax needs only "
+                                              rf"{coverid.MIN_BEATS['qmax']} \(--method qmax\)$"):
         coverid.features(song[: 10 * SR], sample_rate=SR)
+    with pytest.raises(CoverCheckError, match=rf"^only \d+ beats, qmax needs {coverid.MIN_BEATS['qmax']}: give at least"):
+        coverid.beat_chroma(song[: 3 * SR], sample_rate=SR)
+
+
+@needs_shared
+def test_12_s_excerpt_and_its_transposed_slower_copy_are_a_cover(song):
+    """A 12 s clip, and the same clip 3 semitones up and 15 % slower (Rubber Band), get the verdict
+    "cover" with qmax; 12 s of another real piece against the clip does not."""
+    import pedalboard
+
+    clip = np.ascontiguousarray(song[20 * SR: 32 * SR])
+    copy = pedalboard.time_stretch(clip, SR, stretch_factor=0.85, pitch_shift_in_semitones=3.0)[0]
+    assert len(copy) / SR == pytest.approx(12 / 0.85, abs=0.2)
+    other = _load(REAL / OTHERS[1])[20 * SR: 32 * SR]
+    same = coverid.compare(clip, copy, sample_rate=SR)
+    assert same["method"] == "qmax" and same["verdict"] == "cover", same
+    different = coverid.compare(clip, other, sample_rate=SR)
+    assert different["verdict"] == "not a cover", different
+    assert different["z"] < same["z"] - 2.0
 
 
 def test_silence_raises_clear_error():

@@ -425,30 +425,64 @@ def _write_json(path: Path, obj) -> None:
 
 # ---------------------------------------------------------------- background model
 
-def build_background(root: Path | None = None, *, register: bool = True,
+def real_covers_dir() -> Path:
+    """The real cover groups (one folder per work): $COVERGEN_COVERS or ../shared/data/covers."""
+    return Path(os.environ.get("COVERGEN_COVERS") or Path(__file__).resolve().parents[3] / "shared" / "data" / "covers")
+
+
+def real_cover_index(root: Path | None = None):
+    """(index, work labels) of the real cover groups, features cached in `root` (never beside the
+    recordings, which must not be copied); (None, []) where the folder is absent."""
+    from .. import coverid
+
+    covers = real_covers_dir()
+    if not covers.is_dir():
+        log.warning("no real cover groups at %s: calibrating on renders only", covers)
+        return None, []
+    root = Path(root) if root is not None else data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    index = coverid.load_index(coverid.build_index(covers, root / "real-covers-index.npz"))
+    return index, [p.parent.name for p in index.paths]
+
+
+def build_background(root: Path | None = None, *, register: bool = True, reuse: Path | None = None,
                      on_progress: Callable[[float], None] | None = None) -> Path:
     """Write models/coverid-background.npz: background features + thresholds set on calibration works.
 
-    Thresholds: for every calibration version as candidate, z of its similarity to each other
-    version of its work (covers) and to every version of other calibration works (not covers);
-    the threshold maximises balanced accuracy (mean of true-positive and true-negative rates).
+    The background songs are rendered and indexed, or with `reuse` taken from an existing
+    background file (its beat chroma and 2DFTM vectors do not depend on the Qmax settings, so
+    a change of those only needs new thresholds). Thresholds: see `calibrate`, on the rendered
+    calibration works and the real cover groups together.
     """
     from .. import coverid, registry
 
     root = Path(root) if root is not None else data_dir()
-    sets = render_sets(root, splits=("background", "calibration"),
+    sets = render_sets(root, splits=("calibration",) if reuse else ("background", "calibration"),
                        on_progress=(lambda f: on_progress(0.3 * f)) if on_progress else None)
-    bg_index = coverid.load_index(coverid.build_index(
-        root / "renders" / "background", on_progress=(lambda f: on_progress(0.3 + 0.3 * f)) if on_progress else None))
+    if reuse is not None:
+        old = np.load(reuse, allow_pickle=False)
+        lengths = old["chroma_lengths"]
+        background = coverid.Background(
+            names=[str(n) for n in old["names"]], features=old["features"].astype(np.float32),
+            chromas=np.split(old["chroma"].astype(np.float32), np.cumsum(lengths)[:-1], axis=1), thresholds={})
+    else:
+        bg_index = coverid.load_index(coverid.build_index(
+            root / "renders" / "background",
+            on_progress=(lambda f: on_progress(0.3 + 0.3 * f)) if on_progress else None))
+        if bg_index.errors:
+            raise RuntimeError(f"renders without features: {bg_index.errors}")
+        background = coverid.Background(names=[p.name for p in bg_index.paths], features=bg_index.features,
+                                        chromas=bg_index.chromas, thresholds={})
     cal_index = coverid.load_index(coverid.build_index(
         root / "renders" / "calibration", on_progress=(lambda f: on_progress(0.6 + 0.2 * f)) if on_progress else None))
-    if bg_index.errors or cal_index.errors:
-        raise RuntimeError(f"renders without features: {bg_index.errors | cal_index.errors}")
-    background = coverid.Background(names=[p.name for p in bg_index.paths], features=bg_index.features,
-                                    chromas=bg_index.chromas, thresholds={})
+    if cal_index.errors:
+        raise RuntimeError(f"renders without features: {cal_index.errors}")
     work_of = {r.path.name: r.work_id for r in sets["calibration"]}
-    labels = [work_of[p.name] for p in cal_index.paths]
-    calibration = calibrate(cal_index, labels, background)
+    labelled = {"rendered": (cal_index, [work_of[p.name] for p in cal_index.paths])}
+    real_index, real_labels = real_cover_index(root)
+    if real_index is not None:
+        labelled["real"] = (real_index, real_labels)
+    calibration = calibrate(labelled, background)
     background = coverid.Background(names=background.names, features=background.features,
                                     chromas=background.chromas,
                                     thresholds={m: c["threshold"] for m, c in calibration.items()})
@@ -456,13 +490,13 @@ def build_background(root: Path | None = None, *, register: bool = True,
     coverid.save_background(background, dest)
     _write_json(root / "calibration.json", calibration)
     card = registry.models_dir() / "coverid-background.md"
-    card.write_text(_card(background, calibration, len(sets["calibration"]), len(set(labels))))
+    card.write_text(_card(background, calibration))
     if register:
+        sources = " and ".join(f"{len(set(labels))} {name} works" for name, (_, labels) in labelled.items())
         registry.register(
             name="coverid-background", file=dest, kind="coverid-background",
             source=(f"covergen.training.cover_songs.build_background: {len(background.names)} FluidSynth renders "
-                    f"of Ryan's Mammoth tunes (music21 corpus), seed {_SEED}; thresholds from "
-                    f"{len(set(labels))} calibration works"),
+                    f"of Ryan's Mammoth tunes (music21 corpus), seed {_SEED}; thresholds from {sources}"),
             license="features: CC0; tunes public domain (music21 corpus, BSD); FluidR3 GM SoundFont (MIT)",
             card=card.name)
     if on_progress:
@@ -470,69 +504,83 @@ def build_background(root: Path | None = None, *, register: bool = True,
     return dest
 
 
-def calibrate(index, labels: list[str], background) -> dict[str, dict]:
-    """Per method: the z threshold with the best balanced accuracy, and its rates, on labelled songs."""
+def pair_z(index, labels: list[str], background, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """z of every ordered (candidate, original) pair of a labelled set: (cover pairs, other pairs).
+    Songs too short for the method (2dftm: under 75 beats) are left out."""
+    from .. import coverid
+
+    usable = [i for i in range(len(labels)) if method == "qmax" or np.linalg.norm(index.features[i]) > 0]
+    pos, neg = [], []
+    for i in usable:
+        cand = index.entry(i, method)
+        bg = coverid._background_scores(cand, background, method)
+        mu, sd = float(np.mean(bg)), float(np.std(bg)) + 1e-9
+        for j in usable:
+            if i != j:
+                z = (coverid._pair_score(index.entry(j, method), cand, method) - mu) / sd
+                (pos if labels[i] == labels[j] else neg).append(z)
+    return np.array(pos), np.array(neg)
+
+
+def calibrate(labelled: dict[str, tuple], background) -> dict[str, dict]:
+    """Per method: the z threshold with the best balanced accuracy, each labelled set (rendered,
+    real) weighing the same, and the true- and false-positive rates it gives on each set."""
     from .. import coverid
 
     out = {}
     for method in coverid.METHODS:
-        pos, neg = [], []
-        for i in range(len(labels)):
-            cand = index.entry(i, method)
-            bg = coverid._background_scores(cand, background, method)
-            mu, sd = float(np.mean(bg)), float(np.std(bg)) + 1e-9
-            for j in range(len(labels)):
-                if i == j:
-                    continue
-                z = (coverid._pair_score(index.entry(j, method), cand, method) - mu) / sd
-                (pos if labels[i] == labels[j] else neg).append(z)
-        pos, neg = np.array(pos), np.array(neg)
-        candidates = np.unique(np.concatenate([pos, neg]))
+        zs = {name: pair_z(index, labels, background, method) for name, (index, labels) in labelled.items()}
+        candidates = np.unique(np.concatenate([np.concatenate(pn) for pn in zs.values()]))
         mids = (candidates[:-1] + candidates[1:]) / 2
-        bal = [(np.mean(pos >= t) + np.mean(neg < t)) / 2 for t in mids]
+        bal = np.mean([[(np.mean(pos >= t) + np.mean(neg < t)) / 2 for t in mids] for pos, neg in zs.values()], axis=0)
         best = int(np.argmax(bal))
         # among near-ties take the middle of the plateau: less sensitive to the sample
-        plateau = np.flatnonzero(np.asarray(bal) >= bal[best] - 1e-9)
-        t = float(mids[plateau[len(plateau) // 2]])
-        out[method] = {"threshold": round(t, 3), "balanced_accuracy": float(bal[best]),
-                       "tpr": float(np.mean(pos >= t)), "fpr": float(np.mean(neg >= t)),
-                       "n_cover_pairs": int(len(pos)), "n_other_pairs": int(len(neg)),
-                       "z_cover_median": float(np.median(pos)), "z_other_median": float(np.median(neg))}
+        plateau = np.flatnonzero(bal >= bal[best] - 1e-9)
+        t = round(float(mids[plateau[len(plateau) // 2]]), 3)
+        out[method] = {"threshold": t, "balanced_accuracy": float(bal[best]), "sets": {
+            name: {"tpr": float(np.mean(pos >= t)), "fpr": float(np.mean(neg >= t)), "n_cover_pairs": int(len(pos)),
+                   "n_other_pairs": int(len(neg)), "z_cover_median": float(np.median(pos)),
+                   "z_other_median": float(np.median(neg)),
+                   "works": len(set(labelled[name][1]))} for name, (pos, neg) in zs.items()}}
     return out
 
 
-def _card(background, calibration: dict, n_cal_versions: int, n_cal_works: int) -> str:
+def _card(background, calibration: dict) -> str:
+    sets = next(iter(calibration.values()))["sets"]
     lines = [
         "# coverid-background",
         "",
         "Reference library for `covergen check`: the similarity of a candidate to the original is",
         "turned into a z-score against the candidate's similarities to these songs, and the verdict",
-        "compares that z with a threshold set on separate calibration works.",
+        "compares that z with a threshold set on separate labelled works.",
         "",
         f"- **Contents:** {len(background.names)} songs; per song the 2D Fourier transform magnitude",
         "  feature (Bertin-Mahieux & Ellis 2012) and the beat-synchronous chroma (for Qmax);",
         "  feature settings in `config` (the loader refuses a file made with other settings).",
         "- **Songs:** Ryan's Mammoth Collection fiddle tunes (public domain, music21 corpus) with generated",
-        "  chords, bass and drums, rendered with FluidSynth + FluidR3 GM at 22,050 Hz mono, one",
-        "  arrangement each. None of them is a benchmark test work or a calibration work.",
-        f"- **Calibration:** {n_cal_works} other works x 3 versions ({n_cal_versions} renders): every version as",
-        "  candidate against every other; the threshold maximises balanced accuracy.",
+        "  chords, bass and drums, rendered with FluidSynth at 22,050 Hz mono, one arrangement each.",
+        "  None of them is a benchmark test work or a calibration work.",
+        "- **Calibration:** " + "; ".join(f"{name}: {c['works']} works" for name, c in sets.items()) +
+        " (rendered: other Ryan's Mammoth works x 3 versions; real: the cover groups of",
+        "  ../shared/data/covers, features only, no audio shipped). Every version is a candidate against",
+        "  every other; the threshold maximises balanced accuracy with each set weighing the same.",
         "",
-        "| method | threshold z | balanced acc. | TPR | FPR | cover pairs | other pairs |",
+        "| method | threshold z | set | TPR | FPR (non-cover pairs reaching it) | cover pairs | other pairs |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for method, c in calibration.items():
-        lines.append(f"| {method} | {c['threshold']:.2f} | {c['balanced_accuracy']:.3f} | {c['tpr']:.3f} | "
-                     f"{c['fpr']:.3f} | {c['n_cover_pairs']} | {c['n_other_pairs']} |")
+        for name, r in c["sets"].items():
+            lines.append(f"| {method} | {c['threshold']:.2f} | {name} | {r['tpr']:.3f} | {r['fpr']:.3f} | "
+                         f"{r['n_cover_pairs']} | {r['n_other_pairs']} |")
     lines += [
         "",
-        "**Limits.** All songs are synthetic renders of one folk repertoire: real recordings",
-        "(vocals, production, live tempo drift) give other similarity distributions, so treat z",
-        "as a ranking signal and the verdict as a hint. Seen on real audio: a ragtime piano piece",
-        "against a jazz combo piece (unrelated) reaches z = 2.0 with qmax, above its threshold,",
-        "while a transposed, slowed copy of the jazz piece reaches z = 8.8. Both methods rely on the",
-        "beat tracker: if it locks to another tempo level in one version (seen after a phase-vocoder",
-        "pitch shift), the features no longer match. Rebuild with",
+        "These rates are on the data that set the threshold; `make bench` (bench/coverid.md) gives them",
+        "on held-out rendered works.",
+        "",
+        "**Limits.** The background songs are synthetic renders of one folk repertoire, and the real",
+        "calibration set is small (7 works, 19 recordings: anthems, carols, Clair de lune), so treat z as a",
+        "ranking signal and the verdict as a strong hint. Both methods rely on the beat tracker; Qmax also",
+        "compares each song on a half-tempo grid for tracker octave errors. Rebuild with",
         "`python -m covergen.training.cover_songs` (renders are cached under data/coverid/).",
         "",
         "**Licence.** Features derived from public-domain tunes and the MIT-licensed FluidR3 GM SoundFont.",
