@@ -4,7 +4,7 @@
 varied instruments and tempi, never used for training or tuning); (b) the four real multitracks in
 ../shared/data/multitrack (80s Rock, Britpop, Country1, Grunge; skipped when absent; all four are in
 MUSDB18's train set, which Spleeter and htdemucs have seen). SDR: fast_bss_eval, torch backend,
-fixed stem order (covergen.evaluation.stem_sdr_db). Memory: peak RSS of `covergen separate`
+fixed stem order (benchmarks.evaluation.stem_sdr_db). Memory: peak RSS of `covergen separate`
 on a 10-minute song (the demo song looped), in its own process.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from covergen import separate
 from covergen.errors import SeparationError
-from covergen.evaluation import (HTDEMUCS_ARCHITECTURE, score_separator, separation_sets, summarise_separation,
+from benchmarks.evaluation import (HTDEMUCS_ARCHITECTURE, score_separator, separation_sets, summarise_separation,
                                  untrained_demucs_repo)
 
 from .common import write
@@ -77,7 +77,13 @@ def main(argv: list[str] | None = None) -> dict:
         except SeparationError as err:
             unavailable = str(err)
     sets = list(separation_sets(kinds=tuple(args.sets)))
-    rows = [row for sep in separators for row in score_separator(sep, sets)]
+    rows, load = [], {}
+    for sep in separators:
+        # The machine is shared: keep the load average and this process's CPU seconds beside each wall-time RTF.
+        load_before, cpu0 = os.getloadavg()[0], time.process_time()
+        rows += score_separator(sep, sets)
+        load[sep] = {"load_1min_before": load_before, "load_1min_after": os.getloadavg()[0],
+                     "cpu_s_incl_scoring": time.process_time() - cpu0}
     summary = summarise_separation(rows)
     memory = {sep: _long_song_peak_rss(sep) for sep in (separators if args.memory is None else args.memory)}
     if unavailable and args.memory is None:
@@ -97,11 +103,17 @@ def main(argv: list[str] | None = None) -> dict:
         cells = ", ".join(f"{s} {val[s]['median_sdr_db']:.1f} (floor {val[s]['median_floor_db']:.1f})"
                           for s in separate.STEMS)
         lines.append(f"- {key}: {cells}; RTF {val['median_rtf']:.2f}")
+    audio_s = sum(stems["vocals"].shape[1] / 44100 for _, _, stems in sets)
+    lines += ["", f"Speed on this machine ({os.cpu_count()} CPUs, shared; {audio_s:.0f} s of audio per separator): "
+              "1-minute load average before/after each separator, and this process's CPU seconds per audio "
+              "second (separation plus SDR scoring, all threads):", ""]
+    lines += [f"- {sep}: load {v['load_1min_before']:.1f} -> {v['load_1min_after']:.1f}, "
+              f"{v['cpu_s_incl_scoring'] / audio_s:.2f} CPU-s per audio-s" for sep, v in load.items()]
     lines += ["", f"Memory, `covergen separate` on a {LONG_SONG_MIN}-minute song (whole process, incl. loading "
               "and writing stems):", ""]
     lines += [f"- {sep}: peak RSS {mb:.0f} MB, {seconds:.0f} s (RTF {seconds / (LONG_SONG_MIN * 60):.2f})"
               for sep, (mb, seconds) in memory.items()]
-    write(args.name, {"rows": rows, "summary": summary, "long_song_peak_rss_mb": memory},
+    write(args.name, {"rows": rows, "summary": summary, "load": load, "long_song_peak_rss_mb": memory},
           "\n".join(lines) + "\n")
     return summary
 
