@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,6 +47,7 @@ import pretty_midi
 import soundfile as sf
 
 from .. import folders
+from ..audio import atomic_path
 from ..leadsheet import PITCH_NAMES, QUALITIES, LeadSheet, Note, beat_to_seconds, chord_label
 from .render import render_midi
 
@@ -653,12 +653,10 @@ def song(seed: int, *, duration_s: float | None = None, cache: bool = True,
         if cache:
             stem.parent.mkdir(parents=True, exist_ok=True)
             for suffix, x in ((".lead.flac", rendered.lead), (".backing.flac", rendered.audio - rendered.lead)):
-                tmp = stem.with_name(f"{stem.name}{suffix}.{os.getpid()}.tmp")  # concurrent renders don't collide
-                sf.write(tmp, x.T, SAMPLE_RATE, subtype="PCM_24", format="FLAC")
-                tmp.replace(stem.with_name(stem.name + suffix))
-            tmp = stem.with_name(f"{stem.name}.leadsheet.json.{os.getpid()}.tmp")
-            tmp.write_text(rendered.leadsheet.to_json())
-            tmp.replace(stem.with_name(stem.name + ".leadsheet.json"))
+                with atomic_path(stem.with_name(stem.name + suffix)) as tmp:  # unique temp: concurrent renders don't collide
+                    sf.write(tmp, x.T, SAMPLE_RATE, subtype="PCM_24", format="FLAC")
+            with atomic_path(stem.with_name(stem.name + ".leadsheet.json")) as tmp:
+                tmp.write_text(rendered.leadsheet.to_json())
             rendered = _read_cached(stem, seed)  # what a later call gets: the 24-bit files
     return rendered if with_lead else (rendered.audio, rendered.leadsheet)
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import atomic_path
 from . import drumkits
 
 __all__ = ["data_dir", "build", "load_songs", "SAMPLE_RATE", "SEED"]
@@ -172,9 +173,8 @@ def _job(job: tuple[str, int, str]) -> str | None:
     if result is None:
         return None
     name, stems = result
-    tmp = folder / f".{name}.npy"
-    np.save(tmp, stems)
-    tmp.rename(folder / f"{name}.npy")
+    with atomic_path(folder / f"{name}.npy") as tmp:
+        np.save(tmp, stems)
     return name
 
 

@@ -32,6 +32,7 @@ import torch
 from benchmarks.evaluation import score_separator, separation_sets, summarise_separation  # a checkout-only recipe
 
 from .. import registry, unmix
+from ..audio import atomic_path
 from ..separate import STEMS
 from . import cover_songs, drumkits, separation_data
 
@@ -213,11 +214,10 @@ def train(steps: int, *, stage: int = 1, seed: int = SEED,
             last = []
             log.info("step %d train %.3f valid %.3f (%.2f s/step)", step, history[-1]["train"],
                      history[-1]["valid"], seconds / step)
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"config": model.config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "rng": batches.rng.bit_generator.state,
-                        "history": history, "step": step, "seconds": seconds}, tmp)
-            tmp.rename(checkpoint)
+            with atomic_path(checkpoint) as tmp:
+                torch.save({"config": model.config, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(), "rng": batches.rng.bit_generator.state,
+                            "history": history, "step": step, "seconds": seconds}, tmp)
     model.eval()
     info = {"stage": stage, "steps": step, "seed": seed, "train_seconds": round(seconds), "history": history,
             "learning_rate": learning_rate, "families": list(families), "augment": augment,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -67,9 +66,8 @@ def _batch(ds, starts, rng, batch_size, clip_frames):
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with caudio.atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(ds: timbre_data.Dataset, *, steps: int, seed: int, checkpoint: Path, settings: TrainSettings | None = None,
