@@ -26,7 +26,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .audio import atomic_path, beat_track, check_output_not_input, onset_strength
+from .audio import SILENCE_DBFS, atomic_path, beat_track, check_output_not_input, find_audio, onset_strength
 from .errors import CovergenError, CoverCheckError, ModelError
 
 __all__ = ["features", "beat_chroma", "features_from_chroma", "similarity", "similarity_strong",
@@ -50,7 +50,6 @@ QMAX_GAP_EXTEND = 0.5  # gamma_e
 QMAX_TRANSPOSITIONS = 1  # how many of the best OTIs to try (2 did worse)
 QMAX_TEMPO_OCTAVES = True  # also compare each song on a half-tempo grid (tracker octave errors)
 QMAX_NORM = "sqrt_shorter"  # Qmax over sqrt(beats of the shorter song): a clip is not punished for being short
-SILENCE_DBFS = -70.0
 # 95th percentile of the onset envelope (dB flux of the peak-normalised signal) below which
 # there is no pulse to track: steady tones give ~0.05, music 2-8, speech ~7, whale song ~1.5.
 MIN_ONSET_STRENGTH = 0.5
@@ -59,7 +58,6 @@ METHODS = ("2dftm", "qmax")
 QMAX_MIN_BEATS = QMAX_EMBED_BEATS + 2
 MIN_BEATS = {"qmax": QMAX_MIN_BEATS, "2dftm": PATCH_BEATS}
 INDEX_NAME = ".coverid-index.npz"
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".opus"}
 # What a stored feature depends on: an index made with other settings is refused. (The 2DFTM settings
 # were chosen on the rendered calibration works; the rendered test works were not used for any choice.)
 FEATURE_CONFIG = json.dumps({"version": 2, "sample_rate": SAMPLE_RATE, "hop_samples": HOP_SAMPLES, "chroma": "cqt",
@@ -313,19 +311,17 @@ def save_background(background: Background, path: Path) -> Path:
     return Path(path)
 
 
-_loaded: dict[tuple[str, int], Background] = {}
-
-
 def load_background(path: Path | None = None) -> Background:
-    """The background from `path`, or the shipped `coverid-background` model (sha256-checked)."""
+    """The background from `path`, or the shipped `coverid-background` model (sha256-checked, read once per
+    process: registry.load)."""
     if path is None:
         from . import registry
 
-        path = registry.path("coverid-background")
-    path = Path(path)
-    key = (str(path.resolve()), path.stat().st_mtime_ns if path.exists() else 0)
-    if key in _loaded:
-        return _loaded[key]
+        return registry.load("coverid-background", _read_background)
+    return _read_background(Path(path))
+
+
+def _read_background(path: Path) -> Background:
     try:
         with np.load(path, allow_pickle=False) as z:
             config = str(z["config"])
@@ -340,9 +336,7 @@ def load_background(path: Path | None = None) -> Background:
     if config != CONFIG:
         raise ModelError(f"{path}: made with other feature settings than this covergen; rebuild it with `make models`")
     chromas = np.split(chroma, np.cumsum(lengths)[:-1], axis=1)
-    bg = Background(names=names, features=feats, chromas=chromas, thresholds=thresholds, config=config)
-    _loaded[key] = bg
-    return bg
+    return Background(names=names, features=feats, chromas=chromas, thresholds=thresholds, config=config)
 
 
 def _background_scores(candidate, background: Background, method: str) -> np.ndarray:
@@ -464,8 +458,7 @@ def build_index(folder: Path, index_path: Path | None = None, *,
     if not folder.is_dir():
         raise CoverCheckError(f"{folder}: not a folder; give a folder of songs to index")
     index_path = Path(index_path) if index_path is not None else folder / INDEX_NAME
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = find_audio(folder)
     check_output_not_input([index_path], files)  # `index DIR -o DIR/song.wav` must not replace the song
     records: dict[str, dict] = {}
     if index_path.is_file():
