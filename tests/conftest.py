@@ -2,7 +2,8 @@
 tests/fixtures (a few seconds of CC BY recordings, remade by `python -m tests.fixtures.make`), ../shared data.
 
 Tests that read ../shared/data are marked `realdata`: skipped where it is absent, an error when CI is set
-(CI must run them). Tests marked `slow` (whole-song end-to-end runs) are left out of `make test`.
+(CI must run them). Tests marked `slow` (end-to-end make, batch and --cluster runs) are left out of
+`make test`; `make test-slow` runs them.
 """
 from __future__ import annotations
 

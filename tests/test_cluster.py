@@ -184,6 +184,7 @@ def test_killed_worker_loses_no_song(tmp_path):
     assert proc.returncode == 1  # only the bad files
 
 
+@pytest.mark.slow
 def test_cluster_errors_are_one_line(tmp_path):
     folder = tmp_path / "music"
     folder.mkdir()

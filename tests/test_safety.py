@@ -203,6 +203,7 @@ def test_find_songs_keeps_a_sibling_output_folder_and_all_songs_when_output_is_e
     assert not caplog.records
 
 
+@pytest.mark.slow
 def test_batch_run_twice_into_its_own_folder_does_not_cover_the_covers(tmp_path, demo_song):
     """End to end: covers written inside the input folder are not picked up by the next recursive run."""
     y, sr = demo_song

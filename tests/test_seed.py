@@ -74,6 +74,7 @@ def test_transfer_command_takes_the_seed(stems_folder, tmp_path):
     assert np.array_equal(outs["a"], outs["b"]) and not np.array_equal(outs["a"], outs["c"])
 
 
+@pytest.mark.slow
 def test_make_same_seed_is_bit_identical_and_another_seed_differs(tmp_path, demo_song):
     y, sr = demo_song
     song = write(tmp_path / "song.wav", y[:, sr * 4:sr * 12], sr)
