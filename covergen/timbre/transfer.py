@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .. import registry
-from ..audio import resample, to_mono
+from ..audio import SILENCE_DBFS, resample, to_mono
 from ..errors import ModelError, TransferError
 from . import features as feat
 from . import melody
@@ -230,7 +230,7 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
         on_progress(0.1)
     tr = melody.track(mono[:frames * hop], sample_rate=sr_model, hop_samples=hop, fx=fx)
     sounding = tr.sounding
-    silent = float(np.max(np.abs(mono))) < 10 ** (-70 / 20) or not sounding.any()
+    silent = float(np.max(np.abs(mono))) < 10 ** (SILENCE_DBFS / 20) or not sounding.any()
     voiced = fx.periodicity >= 0.5
     voiced_fraction = float(voiced[sounding].mean()) if sounding.any() else 0.0
     periodicity = float(fx.periodicity[sounding].mean()) if sounding.any() else 0.0
