@@ -149,13 +149,16 @@ def _words_mask(path: Path, n_frames: int) -> np.ndarray:
     return mask
 
 
-def measure(inst, separators: tuple[str, ...] = SEPARATORS) -> dict:
+SETS = ("multitracks", "songs", "sung", "refusals")
+
+
+def measure(inst, separators: tuple[str, ...] = SEPARATORS, sets: tuple[str, ...] = SETS) -> dict:
     from covergen.timbre import melody
 
     from .sung_phrases import REGISTERS, sung_phrase
 
     rows: list[dict] = []
-    for name in MULTITRACKS:
+    for name in MULTITRACKS if "multitracks" in sets else ():
         folder = SHARED / "multitrack" / name
         if not folder.is_dir():
             continue
@@ -166,7 +169,7 @@ def measure(inst, separators: tuple[str, ...] = SEPARATORS) -> dict:
         for sep in separators:
             v = _separated_vocals(folder / "mixture.flac", sep)[: len(clean)]
             rows.append(_row(f"{name} vocals separated by {sep}", v, inst, ref_voiced, f_ref, kind=f"separated, {sep}"))
-    for song in DEV_SONGS + REPORT_SONGS:
+    for song in DEV_SONGS + REPORT_SONGS if "songs" in sets else ():
         path = SHARED / "songs" / f"{song}.ogg"
         if not path.is_file():
             continue
@@ -176,7 +179,7 @@ def measure(inst, separators: tuple[str, ...] = SEPARATORS) -> dict:
             ref_voiced = np.isfinite(f_ref) & _words_mask(path.with_suffix(".words.csv"), len(f_ref))
             rows.append(_row(f"{song} vocals separated by {sep}", v, inst, ref_voiced, f_ref,
                              kind="song, separated (dev)" if song in DEV_SONGS else "song, separated"))
-    for hard in (False, True):
+    for hard in (False, True) if "sung" in sets else ():
         for seed in KNOWN_F0_SEEDS:
             low, high = REGISTERS[seed % len(REGISTERS)]
             y, f0, voiced = sung_phrase(seed, low_midi=low, high_midi=high)
@@ -189,7 +192,7 @@ def measure(inst, separators: tuple[str, ...] = SEPARATORS) -> dict:
     must = {f"{n} full mix": SHARED / "multitrack" / n / "mixture.flac" for n in MULTITRACKS}
     must.update({f"{n} drums stem": SHARED / "multitrack" / n / "drums.flac" for n in MULTITRACKS})
     must["speech (LibriSpeech 198-209-0000)"] = SPEECH
-    for group, items in (("must refuse", must), ("dev", DEV_REFUSALS)):
+    for group, items in (("must refuse", must), ("dev", DEV_REFUSALS)) if "refusals" in sets else ():
         for label, path in items.items():
             if not path.is_file():
                 continue
@@ -197,7 +200,7 @@ def measure(inst, separators: tuple[str, ...] = SEPARATORS) -> dict:
             refusals.append({"material": label, "group": group, "refused": "refused" in info,
                              "reason": info.get("refused"), "played_fraction": info.get("played_fraction")})
     bass = {}
-    for name in MULTITRACKS:
+    for name in MULTITRACKS if "refusals" in sets else ():
         path = SHARED / "multitrack" / name / "bass.flac"
         if path.is_file():
             tr = melody.track(_load(path))
@@ -223,12 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "bench")
     parser.add_argument("--separators", nargs="+", default=list(SEPARATORS),
                         help="separators whose vocals are measured (htdemucs needs its fetched weights)")
+    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="what to measure (default: all)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     inst = timbre.load_instrument(INSTRUMENT)
     results = {"device": f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                          f"torch {torch.__version__}", "commit": _commit(), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-               "instrument": INSTRUMENT, "separators": args.separators, **measure(inst, tuple(args.separators))}
+               "instrument": INSTRUMENT, "separators": args.separators, **measure(inst, tuple(args.separators), tuple(args.sets))}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "melody.json").write_text(json.dumps(results, indent=1))  # kept if the tables below fail
     kinds = (["ground truth"] + [f"separated, {sep}" for sep in args.separators]

@@ -95,11 +95,28 @@ def materials(which: str, separators: tuple[str, ...]):
                 yield f"{name} / {sep}", _separated_vocals(folder / "mixture.flac", sep)[: len(clean)], np.isfinite(f), f
 
 
+def tracker_agreement() -> None:
+    """pyin vs swift-f0 on each true vocal stem: is its ground-truth pitch one line? (Britpop has two singers.)"""
+    for name in MULTITRACKS:
+        y = _load(SHARED / "multitrack" / name / "vocals.flac")
+        f = _pyin_hz(y)
+        fx = feat.extract(y[: feat.n_frames(len(y)) * feat.HOP_SAMPLES])
+        idx = np.minimum((np.arange(len(f)) * PYIN_HOP / feat.HOP_SAMPLES).astype(int), len(fx.f0_hz) - 1)
+        both = np.isfinite(f) & (fx.periodicity[idx] >= melody.MIN_CONFIDENCE)
+        cents = np.abs(1200 * np.log2(fx.f0_hz[idx][both] / f[both]))
+        print(f"{name}: {both.sum()} frames voiced by both; within 50 cents {100 * np.mean(cents < 50):.1f} %, "
+              f">= 600 cents apart {100 * np.mean(cents >= 600):.1f} %")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=["dev", "report"], default="dev")
     parser.add_argument("--separators", nargs="+", default=["spleeter"])
+    parser.add_argument("--agreement", action="store_true", help="only pyin vs swift-f0 on the true vocal stems")
     args = parser.parse_args(argv)
+    if args.agreement:
+        tracker_agreement()
+        return
     keys = ("ref_voiced",) + CAUSES + ("octave_off_pct", "octave_off_confident_pct", "played_but_off_50c_pct",
                                       "harm_median_unplayed")
     print("| material | " + " | ".join(keys) + " |")
