@@ -418,9 +418,10 @@ def _arrangements_of(root: Path, source: str, n_versions: int) -> list[Arrangeme
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    from ..audio import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
 
 
 # ---------------------------------------------------------------- background model
