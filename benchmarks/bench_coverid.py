@@ -351,7 +351,7 @@ def _markdown(r: dict) -> str:
         "(Ryan's Mammoth tunes, generated accompaniment; versions differ in instruments, tempo +/-20 %, "
         f"key, chord rhythm, bass and drum patterns). Every version queries the other {r['versions'] - 1}. "
         f"Background: {r['background_songs']} songs from other works; verdict thresholds were set on separate "
-        "calibration works.",
+        "rendered calibration works and the real cover groups below; these test works were used for no choice.",
         "",
         "| method | MAP | top-1 | mean rank of 1st cover | threshold z | TPR | FPR | AUC | ms/pair |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -380,9 +380,9 @@ def _real_markdown(real: dict) -> list[str]:
     full, ftm = real["full"], real["full_2dftm"]
     lines = ["", "## Real cover groups (../shared/data/covers: a dev set)", "",
              f"{real['works']} works, {real['recordings']} real recordings (anthems, carols, Clair de lune; "
-             "see covers/README.md). A dev set: the Qmax settings were chosen on it (leave-one-work-out in "
-             "`benchmarks/dev_coverid.py`) and the verdict threshold was set on it together with rendered "
-             "calibration works, so these rates are in-sample. Full recordings query the other recordings; "
+             "see covers/README.md). A dev set: the Qmax settings were chosen on it and on the rendered calibration "
+             "works (`benchmarks/dev_coverid.py`, which also reports leave-one-work-out), and the verdict threshold "
+             "was set on it and on those works, so these numbers are in-sample. Full recordings query the other recordings; "
              "10 s and 20 s excerpts (cut at 30 % of each recording) query the full recordings other than their own.",
              "", "| queries | method | n | MAP | top-1 | threshold z | TPR | FPR | ms/pair | s/library query |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
