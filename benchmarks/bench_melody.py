@@ -214,7 +214,7 @@ def _summary(rows: list[dict], kind: str) -> dict:
     pitch = [r.get("pitch_pct_within_50_cents") for r in sel if r.get("pitch_pct_within_50_cents") is not None]
     return {"n": len(sel), "refused": sum("refused" in r for r in sel),
             "played_pct_min": min(played) if played else None,
-            "played_pct_median": float(np.median(played)) if played else None,
+            "played_pct_median": round(float(np.median(played)), 2) if played else None,
             "pitch_pct_min": min(pitch) if pitch else None}
 
 
