@@ -136,13 +136,13 @@ def _beat_envelope(y22: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(scale(flux) + 0.5 * scale(novelty), dtype=np.float32)
 
 
-# 58 ms: how far a beat may move back to the start of its onset. Dev seeds 0-71, beat F: 3 frames 0.890,
-# 5 frames 0.901 (strings 0.70 -> 0.78: their slow attacks peak late), 7 frames 0.903, 10 frames 0.626.
-_ONSET_LOOKBACK_FRAMES = 5
+# 35 ms: how far a beat may move back to the start of its onset. 58 ms gave dev seeds 0-71 beat F 0.901
+# (0.890 here) but moved real-music beats off the drum onsets (Country1 multitrack 0.891 -> 0.719).
+_ONSET_LOOKBACK_FRAMES = 3
 # Tempo candidates are peaks of the envelope's autocorrelation in this range (the rendered songs' 60-180 BPM
 # plus their +/-8 % drift), weighted by a log-normal prior (1 octave wide) around _TEMPO_CENTRE_BPM.
-# Chosen on dev seeds 0-71 (beat F 0.861 -> 0.890): 50-200 BPM gave 0.886, centre 110 vs 120 made no difference
-# to the strings, and half the double-period peak added to each candidate helps the strings.
+# Chosen on dev seeds 0-71 (beat F 0.861 -> 0.890, strings 0.48 -> 0.70): 50-200 BPM gave 0.886; on seeds 0-35
+# adding half the double-period peak to each candidate gave 0.886 against 0.877 without (a weight of 1.0: same).
 _TEMPO_RANGE_BPM = (58.0, 185.0)
 _TEMPO_CENTRE_BPM = 110.0
 _DOUBLE_PERIOD_WEIGHT = 0.5
@@ -198,7 +198,7 @@ def _tempo_bpm(envelope: np.ndarray) -> float:
 def _track_beats(envelope: np.ndarray) -> np.ndarray:
     """Beat times (s) from the onset envelope: librosa's tracker at `_tempo_bpm` (trimmed: no beats through
     the silence before and after the music), each beat moved back from the envelope's peak to where its
-    onset starts rising (the first frame of the rise above 10% of the peak, at most 58 ms before), as a
+    onset starts rising (the first frame of the rise above 10% of the peak, at most 35 ms before), as a
     listener hears the note start."""
     import librosa
 
@@ -377,12 +377,9 @@ def _low_onsets(y22: np.ndarray) -> np.ndarray:
 
 
 def _beat_values(frames_s: np.ndarray, values: np.ndarray, beats_s: np.ndarray, window_s: float = 0.05) -> np.ndarray:
-    """The largest value within window_s of each beat, and up to the onset lookback after it (a beat sits at
-    the start of its onset, the envelope peaks later)."""
-    late_s = _ONSET_LOOKBACK_FRAMES * _BEAT_HOP / ANALYSIS_RATE
     out = np.zeros(beats_s.size)
     for i, b in enumerate(beats_s):
-        near = (frames_s >= b - window_s) & (frames_s <= b + window_s + late_s)
+        near = np.abs(frames_s - b) <= window_s
         out[i] = values[near].max() if near.any() else 0.0
     return out
 

@@ -82,9 +82,10 @@ def test_music_without_drums_gets_a_grid(rendered, seed):
     est_period = float(np.median(np.diff(sheet.beats_s)))
     assert len(sheet.beats_s) >= 8
     assert np.std(np.diff(sheet.beats_s)) / est_period < 0.15, "beats are not evenly spaced"
-    if seed == PIANO:  # the beat or an octave of it; slow-attack string renders are often off by 4:3 or 3:2
-        ratio = est_period / float(np.median(np.diff(truth.beats_s)))
-        assert min(abs(ratio - r) for r in (0.5, 1.0, 2.0)) < 0.06, f"period ratio {ratio:.2f}"
+    # the beat or an octave of it, not 4:3 or 3:2 (the strings' error while librosa's tempo prior alone chose
+    # the tempo: period ratio 0.75 on this song, 1.02 with the autocorrelation-peak tempo)
+    ratio = est_period / float(np.median(np.diff(truth.beats_s)))
+    assert min(abs(ratio - r) for r in (0.5, 1.0, 2.0)) < 0.06, f"period ratio {ratio:.2f}"
 
 
 def test_click_track_beats_within_20_ms():
