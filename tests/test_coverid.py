@@ -1,7 +1,7 @@
 """Cover check: a transposed, slowed copy of a real song is recognised; other songs are not.
 
-Uses the real recordings in ../shared/data/real (skipped where that folder is absent) and
-the shipped `coverid-background` model.
+Uses the real recordings in ../shared/data/real (tests marked `realdata`: skipped where that folder
+is absent, an error when CI is set) and the shipped `coverid-background` model.
 """
 from __future__ import annotations
 
