@@ -142,15 +142,20 @@ def grid() -> None:
     lowo(results, works)
 
 
-def grid_rendered() -> None:
-    """MAP of every setting on the rendered calibration works (90 renders, 3 per work)."""
+def _calibration_index():
+    """The rendered calibration works as a cover-check index, and the work of each of its songs."""
     from covergen.training import cover_songs
 
     root = cover_songs.data_dir()
     sets = cover_songs.render_sets(root, splits=("calibration",))
     index = coverid.load_index(coverid.build_index(root / "renders" / "calibration"))
     work_of = {r.path.name: r.work_id for r in sets["calibration"]}
-    works = [work_of[p.name] for p in index.paths]
+    return index, [work_of[p.name] for p in index.paths]
+
+
+def grid_rendered() -> None:
+    """MAP of every setting on the rendered calibration works (90 renders, 3 per work)."""
+    index, works = _calibration_index()
     chromas, n = index.chromas, len(works)
     results = {}
     for m, kappa, gaps in itertools.product(*CORE.values()):
@@ -213,13 +218,8 @@ BASELINE = {"m": 12, "kappa": 0.2, "gap_open": 5.0, "gap_extend": 0.5, "transpos
 def rendered() -> None:
     """The settings as shipped against the old ones (BASELINE) on the rendered calibration works."""
     from benchmarks.bench_coverid import retrieval
-    from covergen.training import cover_songs
 
-    root = cover_songs.data_dir()
-    sets = cover_songs.render_sets(root, splits=("calibration",))
-    index = coverid.load_index(coverid.build_index(root / "renders" / "calibration"))
-    work_of = {r.path.name: r.work_id for r in sets["calibration"]}
-    works = [work_of[p.name] for p in index.paths]
+    index, works = _calibration_index()
     for name, params in (("baseline", BASELINE), ("chosen", {})):
         n = len(works)
         scores = np.full((n, n), np.nan)
