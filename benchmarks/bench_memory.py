@@ -77,18 +77,19 @@ def long_song(path: Path, minutes: float) -> Path:
     return path
 
 
-def run(minutes: float, *, genre: str = "jazz", use_cache: bool = False) -> dict:
+def run(minutes: float, *, genre: str = "jazz", separator: str = "auto", use_cache: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         song = long_song(Path(tmp) / f"long_{minutes:g}min.flac", minutes)
         t0 = time.perf_counter()
         with StagePeaks() as peaks:
-            cover = pipeline.make_cover(song, genre=genre, use_cache=use_cache,
+            cover = pipeline.make_cover(song, genre=genre, separator=separator, use_cache=use_cache,
                                         on_progress=lambda stage, fraction: peaks.stage != stage and peaks.enter(stage))
             peaks.enter("write")
             pipeline.write_cover(cover, Path(tmp) / "cover.wav")
             peaks.sample()
         seconds = time.perf_counter() - t0
-    return {"minutes": minutes, "genre": genre, "seconds": round(seconds, 1),
+    return {"minutes": minutes, "genre": genre, "separator": cover.report["separation"].get("separator"),
+            "seconds": round(seconds, 1),
             "peak_gb": round(_vm_hwm_bytes() / 1e9, 2),
             "stage_peak_gb": {k: round(v / 1e9, 2) for k, v in peaks.peaks_bytes.items()},
             "stages_s": cover.report["stages_s"]}
@@ -98,7 +99,7 @@ def markdown(result: dict, *, cached: bool = False) -> str:
     minutes = result["minutes"]
     goal = GOAL_GB.get(int(minutes))
     lines = [f"## Memory: peak resident memory of `covergen make` on a {minutes:g}-minute song\n",
-             f"Demo song tiled to {minutes:g} min (stereo, 44.1 kHz), jazz preset, "
+             f"Demo song tiled to {minutes:g} min (stereo, 44.1 kHz), jazz preset, separator {result.get('separator')}, "
              f"{'cached stems' if cached else 'separation included'}; {result['seconds']:.0f} s in all. "
              f"Whole run: **{result['peak_gb']:.2f} GB** (VmHWM)" + (f", goal <= {goal:g} GB.\n" if goal else ".\n"),
              "| stage | peak resident memory while it ran, GB | wall time, s |", "| --- | --- | --- |"]
@@ -111,8 +112,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--cache", action="store_true", help="reuse cached stems (skips separation's work)")
+    parser.add_argument("--separator", default="auto",
+                        help="as `make --separator`; auto picks htdemucs only where its weights were fetched, "
+                             "so `spleeter` measures what a fresh install runs")
     args = parser.parse_args()
-    result = run(args.minutes, use_cache=args.cache)
+    result = run(args.minutes, separator=args.separator, use_cache=args.cache)
     text = markdown(result, cached=args.cache)
     write("memory", result, text)
     print(text)

@@ -52,7 +52,8 @@ def make_cover(song: Path, out: Path | None = None, *, genre: str, fmt: str = "w
     out = Path(out) if out is not None else output_name(Path(song).stem, genre_name(genre), fmt=fmt)
     pipeline.check_writable(out, inputs=[song, _preset_file(genre), *inputs], report=report, stems_dir=stems_dir)
     cover = pipeline.make_cover(Path(song), genre=genre, separator=separator, demucs_repo=demucs_repo, seed=seed,
-                                use_cache=use_cache, mode=mode, on_progress=on_progress)
+                                use_cache=use_cache, mode=mode, keep_stems=stems_dir is not None,
+                                on_progress=on_progress)
     pipeline.write_cover(cover, out, report_path=report, stems_dir=stems_dir)
     return cover
 

@@ -17,7 +17,7 @@ from scipy.signal import lfilter, resample_poly
 from .audio import beat_track, onset_strength, resample
 from .presets import CompressorSettings, EqBand, GenrePreset, MasterPreset, StemPreset
 
-__all__ = ["build_stem_board", "build_master_board", "render", "stretch", "measure_tempo_bpm", "pulse_strength",
+__all__ = ["build_stem_board", "build_master_board", "process_in_place", "render", "stretch", "measure_tempo_bpm", "pulse_strength",
            "integrated_lufs", "true_peak_dbtp", "normalize_loudness"]
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,15 @@ def _process(board: pb.Pedalboard, chunk: np.ndarray, sample_rate: int, *, first
     to one call on the whole signal for every plugin the presets use (none has latency).
     """
     return board(np.ascontiguousarray(chunk, dtype=np.float32), sample_rate, reset=first)
+
+
+def process_in_place(board: pb.Pedalboard, y: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`board` over a float32 y [shape=(channels, samples)], CHUNK_SAMPLES at a time, written back into y
+    (the same output as one call on the whole signal, without a second song-sized array). Returns y."""
+    for start in range(0, y.shape[-1], CHUNK_SAMPLES):
+        stop = start + CHUNK_SAMPLES
+        y[:, start:stop] = _process(board, y[:, start:stop], sample_rate, first=start == 0)
+    return y
 
 
 def _to_stereo(y: np.ndarray) -> np.ndarray:
@@ -283,10 +292,7 @@ def _master(bus: np.ndarray, preset: GenrePreset, *, sample_rate: int,
             output_sample_rate: int | None) -> np.ndarray:
     """The preset's master chain (in chunks, in place), resampling to the output rate, then loudness
     and the true-peak ceiling set in the output rate, so they hold in the written file."""
-    board = build_master_board(preset.master)
-    for start in range(0, bus.shape[-1], CHUNK_SAMPLES):
-        stop = start + CHUNK_SAMPLES
-        bus[:, start:stop] = _process(board, bus[:, start:stop], sample_rate, first=start == 0)
+    process_in_place(build_master_board(preset.master), bus, sample_rate)
     out_rate = output_sample_rate or sample_rate
     if out_rate != sample_rate:
         bus = resample(bus, orig_sr=sample_rate, target_sr=out_rate)
@@ -311,15 +317,20 @@ def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[s
     """Mix an arranged cover: the band (already at the cover's tempo, mixed per part by the arranger)
     plus the melody and any kept original stems, which are time-stretched by `tempo_ratio` onto the
     band's grid and processed with the preset's [stems.*] chains; then the preset's master chain and
-    loudness. Returns (stereo audio [shape=(2, samples)], facts)."""
-    layers = {"band": _to_stereo(np.asarray(band, dtype=np.float32))}
+    loudness. The layers are summed into `band` in place (it is the bus: one song-sized array less on
+    a long song). Returns (stereo audio [shape=(2, samples)], facts)."""
+    bus = np.asarray(band, dtype=np.float32)
+    if bus.shape[0] != 2:
+        bus = _to_stereo(bus)
+    if not bus.flags.writeable or not bus.flags.c_contiguous:
+        bus = np.ascontiguousarray(bus).copy()
     originals = ({"vocals": melody} if melody is not None else {}) | kept
     for name, y in originals.items():
-        layers[name] = stretch(_stem_bus(y, preset.stems.get(name, StemPreset()), sample_rate),
-                               sample_rate=sample_rate, rate=tempo_ratio)
-    n = max(y.shape[-1] for y in layers.values())
-    bus = np.zeros((2, n), dtype=np.float32)
-    for y in layers.values():
-        bus[:, :y.shape[-1]] += y
+        layer = stretch(_stem_bus(y, preset.stems.get(name, StemPreset()), sample_rate),
+                        sample_rate=sample_rate, rate=tempo_ratio)
+        if layer.shape[-1] > bus.shape[-1]:  # a layer that outlasts the band (it ends with a bar's tail)
+            bus = np.pad(bus, ((0, 0), (0, layer.shape[-1] - bus.shape[-1])))
+        bus[:, :layer.shape[-1]] += layer
+        del layer
     out = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
-    return out, {"layers": sorted(layers), "stretch_rate": tempo_ratio}
+    return out, {"layers": ["band", *sorted(originals)], "stretch_rate": tempo_ratio}

@@ -55,7 +55,8 @@ def _stage(report: dict, name: str, on_progress: ProgressFn | None):
     progress = (lambda fraction: on_progress(name, fraction)) if on_progress else (lambda fraction: None)
     progress(0.0)
     yield progress
-    report["stages_s"][name] = round(time.perf_counter() - t0, 3)
+    # a stage may run twice (the check's reference before the arrangement, its verdict after; the guard's remix)
+    report["stages_s"][name] = round(report["stages_s"].get(name, 0.0) + time.perf_counter() - t0, 3)
     progress(1.0)
 
 
@@ -145,40 +146,69 @@ def _transfer(stems: dict[str, np.ndarray], preset: presets.GenrePreset, sample_
     return out
 
 
-def _cover_check(original: np.ndarray, cover: np.ndarray, sample_rate: int) -> dict:
+@dataclass
+class _Reference:
+    """What the checks compare the cover with: the original's beat chroma (or why there is none) and
+    its genre probabilities at the preset's loudness (or why none). Computed right after separation, so
+    the original's audio is not held through the arrangement and the mix (memory on long songs)."""
+    chroma: np.ndarray | None
+    chroma_error: str
+    genre: dict[str, float] | None
+    genre_error: str
+
+
+def _reference(original: np.ndarray, sample_rate: int, preset: presets.GenrePreset) -> _Reference:
+    from . import coverid, genre
+    from .errors import GenreError, ModelError
+
+    chroma, chroma_error, probs, genre_error = None, "", None, ""
+    try:
+        chroma = coverid.beat_chroma(original, sample_rate=sample_rate)
+    except CoverCheckError as err:
+        chroma_error = str(err)
+    # the classifier's probabilities move with level: the original is judged at the cover's loudness
+    level = mix.integrated_lufs(original, sample_rate=sample_rate)
+    gain = np.float32(10 ** ((preset.master.target_lufs - level) / 20)) if np.isfinite(level) else np.float32(1)
+    try:
+        probs = genre.predict(original * gain, sample_rate=sample_rate)
+    except (GenreError, ModelError) as err:
+        genre_error = str(err)
+    return _Reference(chroma, chroma_error, probs, genre_error)
+
+
+def _cover_check(reference: _Reference, cover: np.ndarray, sample_rate: int) -> dict:
     """Both cover-check methods against the bundled background; the verdict is Qmax's (the stronger one)."""
     from . import coverid
 
+    if reference.chroma is None:
+        return {"status": "skipped", "reason": reference.chroma_error}
     try:
-        chroma_orig = coverid.beat_chroma(original, sample_rate=sample_rate)
         chroma_cover = coverid.beat_chroma(cover, sample_rate=sample_rate)
-        qmax = coverid.check(chroma_orig, chroma_cover, method="qmax")
+        qmax = coverid.check(reference.chroma, chroma_cover, method="qmax")
     except CoverCheckError as err:
         return {"status": "skipped", "reason": str(err)}
     try:  # 2dftm needs 75 beats; a shorter song still gets qmax's verdict
-        ftm = coverid.check(coverid.features_from_chroma(chroma_orig), coverid.features_from_chroma(chroma_cover))
+        ftm = coverid.check(coverid.features_from_chroma(reference.chroma), coverid.features_from_chroma(chroma_cover))
     except CoverCheckError as err:
         ftm = {"status": "skipped", "reason": str(err)}
     return {"status": "done", **qmax, "2dftm": ftm}
 
 
-def _genre_shift(original: np.ndarray, cover: np.ndarray, sample_rate: int, preset: presets.GenrePreset) -> dict:
+def _genre_shift(reference: _Reference, cover: np.ndarray, sample_rate: int, preset: presets.GenrePreset) -> dict:
     """Genre probabilities of original and cover at the same loudness, and the transfer strength
-    P(target | cover) - P(target | original). The classifier's probabilities move with level."""
+    P(target | cover) - P(target | original)."""
     from . import genre
     from .errors import GenreError, ModelError
 
-    target_lufs = preset.master.target_lufs
-    level = mix.integrated_lufs(original, sample_rate=sample_rate)
-    same_level = original * 10 ** ((target_lufs - level) / 20) if np.isfinite(level) else original
+    if reference.genre is None:
+        return {"status": "skipped", "reason": reference.genre_error}
     try:
-        p_orig = genre.predict(same_level, sample_rate=sample_rate)
         p_cover = genre.predict(cover, sample_rate=sample_rate)
     except (GenreError, ModelError) as err:
         return {"status": "skipped", "reason": str(err)}
-    result = {"status": "done", "original": p_orig, "cover": p_cover, "target": preset.genre_label}
+    result = {"status": "done", "original": reference.genre, "cover": p_cover, "target": preset.genre_label}
     if preset.genre_label:
-        result["transfer_strength"] = p_cover[preset.genre_label] - p_orig[preset.genre_label]
+        result["transfer_strength"] = p_cover[preset.genre_label] - reference.genre[preset.genre_label]
     return result
 
 
@@ -192,6 +222,7 @@ def make_cover(
     use_cache: bool = True,
     check: bool = True,
     mode: str | None = None,
+    keep_stems: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> Cover:
     """Cover `song` in `genre` (a preset name or TOML file). Nothing is written to disk but the caches.
@@ -200,6 +231,10 @@ def make_cover(
     melody (the voice kept, or re-played by an instrument) -> mix -> check. A preset without a
     [band] table, or with `mode = "revoice"` (or `mode="revoice"` here), re-voices and re-mixes the
     original stems instead.
+
+    Memory on long songs: the original is let go once the check has its reference, and an arranged
+    cover holds only the stems it mixes; `keep_stems=True` holds all of them in `Cover.separated`
+    (for `--stems-dir`).
     """
     preset, report = _begin(genre, seed)
     mode = mode or (preset.band.mode if preset.band is not None else "revoice")
@@ -235,6 +270,13 @@ def make_cover(
         report["separation"] = sep_info
     arranged = mode == "arrange"
     report["mode"] = mode
+    if arranged and not keep_stems:
+        stems = {k: v for k, v in stems.items() if k == "vocals" or k in preset.band.keep}
+    reference = None
+    if check:
+        with _stage(report, "check", on_progress):
+            reference = _reference(y_in, sr_in, preset)
+    del y_in
     if arranged:
         out, transferred = _arranged_cover(sheet, stems, preset, report, name=str(song), seed=seed, output_rate=sr_in,
                                            on_progress=on_progress)
@@ -245,13 +287,14 @@ def make_cover(
             out, facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
                                     output_sample_rate=sr_in)
             report["mix"] = facts
-    if check:
+    if reference is not None:
         with _stage(report, "check", on_progress):
-            report["cover_check"] = _cover_check(y_in, out, sr_in)
+            report["cover_check"] = _cover_check(reference, out, sr_in)
         if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
-            out = _guard(sheet, stems, preset, report, seed=seed, y_in=y_in, sr_in=sr_in, on_progress=on_progress)
+            out = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
+                         on_progress=on_progress, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
         with _stage(report, "genre", on_progress):
-            report["genre"] = _genre_shift(y_in, out, sr_in, preset)
+            report["genre"] = _genre_shift(reference, out, sr_in, preset)
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
     report["output"] = _output_facts(out, sr_in)
     report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
@@ -315,17 +358,26 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
 
 
 def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict, *,
-           seed: int, y_in: np.ndarray, sr_in: int, on_progress: ProgressFn | None) -> np.ndarray:
+           seed: int, reference: _Reference, sr_in: int, on_progress: ProgressFn | None, separator: str,
+           demucs_repo: Path | None, use_cache: bool) -> np.ndarray:
     """The arranged cover failed the cover check (e.g. wrong chords): mix again keeping the original
-    `other` stem (its harmony) under the band, check again, and say what happened in one line."""
+    `other` stem (its harmony) under the band, check again, and say what happened in one line.
+    `other` is separated again (a stem-cache hit) when `make_cover` let it go."""
     first = report["cover_check"]
     log.warning("the arranged cover did not pass the cover check (%s, score %.3f); keeping the original "
                 "harmony (other stem) under the band", first.get("verdict"), first.get("score", 0.0))
     keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
+    song = Path(report["input"]["path"])
+    if "other" not in stems:
+        y, sr = audio.load(song)
+        again, _ = separate.separate(_stereo_at_work_rate(y, sr), sample_rate=separate.SAMPLE_RATE,
+                                     separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
+        stems = {**stems, "other": again["other"]}
+        del y, again
     retry: dict = {"stages_s": report["stages_s"], "transfer": []}
-    out, _ = _arranged_cover(sheet, stems, preset, retry, name=report["input"]["path"], seed=seed, output_rate=sr_in,
+    out, _ = _arranged_cover(sheet, stems, preset, retry, name=str(song), seed=seed, output_rate=sr_in,
                              on_progress=on_progress, keep=keep)
-    second = _cover_check(y_in, out, sr_in)
+    second = _cover_check(reference, out, sr_in)
     report["guard"] = {"first_check": first, "action": "kept the original other stem under the band",
                        "kept_stems": list(keep), "second_check": second}
     report["mix"] = retry["mix"]

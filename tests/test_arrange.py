@@ -356,6 +356,30 @@ def test_rendered_kick_and_bass_onsets_sit_on_the_grid(part, pitches):
 
 
 @needs_fluidsynth
+@pytest.mark.parametrize("name", ["jazz", "lofi"])
+def test_the_band_streamed_in_blocks_is_the_band_rendered_whole(name, monkeypatch):
+    """Each part goes from FluidSynth's file through its chain into the bus block by block (a long song's parts
+    are never held whole): the sum does not depend on the block size, and the same seed gives the same band.
+    (lofi's tape hiss and crackle are drawn block by block, so only its reproducibility is compared.)"""
+    from covergen import mix
+
+    sr = 22050
+    style = arrange.load_style(name)
+    s = sheet(bars=8)
+    events = arrange.score(s, style, seed=3)
+    monkeypatch.setattr(mix, "CHUNK_SAMPLES", 10 ** 9)
+    whole, facts = arrange.render_band(events, s, style=style, sample_rate=sr, seed=3, duration_s=s.duration_s)
+    monkeypatch.setattr(mix, "CHUNK_SAMPLES", 8192 * 2)
+    blocks, _ = arrange.render_band(events, s, style=style, sample_rate=sr, seed=3, duration_s=s.duration_s)
+    again, _ = arrange.render_band(events, s, style=style, sample_rate=sr, seed=3, duration_s=s.duration_s)
+    assert whole.shape == blocks.shape == (2, round(s.duration_s * sr)) and len(facts["parts"]) >= 3
+    assert np.array_equal(blocks, again)
+    if name == "jazz":
+        assert np.array_equal(whole, blocks)
+    assert mix.integrated_lufs(blocks, sample_rate=sr) == pytest.approx(style.master.target_lufs, abs=0.5)
+
+
+@needs_fluidsynth
 def test_cli_arrange_writes_the_band_and_its_midi(tmp_path):
     import pretty_midi
     import soundfile as sf

@@ -78,8 +78,10 @@ def test_arranged_rock_cover_reuses_the_analysis_and_changes_genre(jazz_cover, t
     """The default mode: a new rock band on the song's grid and chords, the singer kept over it."""
     song, *_ = jazz_cover
     report, out = tmp_path / "r.json", tmp_path / "rock.flac"
-    result = _run("make", song, "--to", "rock", "-o", out, "--report", report)
+    result = _run("make", song, "--to", "rock", "-o", out, "--report", report, "--stems-dir", tmp_path / "stems")
     assert result.exit_code == 0, result.output
+    for stem in ("vocals", "drums", "bass", "other"):  # --stems-dir keeps the stems the arranged mix let go
+        assert sf.info(tmp_path / "stems" / "separated" / f"{stem}.wav").duration > 20
     r = json.loads(report.read_text())
     assert r["mode"] == "arrange" and r["band"]["style"] == "rock"
     assert r["separation"]["cache_hit"] is True and r["lead_sheet"]["cache_hit"] is True
@@ -120,6 +122,7 @@ def test_guard_keeps_the_original_harmony_when_the_check_fails(jazz_cover, monke
     monkeypatch.setattr(pipeline, "_cover_check", lambda *a: next(verdicts, None) or real_check(*a))
     cover = pipeline.make_cover(song, genre="jazz")
     r = cover.report
+    assert set(cover.separated) == {"vocals"}  # the arranged cover let the other stems go; the guard separated again
     assert r["guard"]["first_check"]["verdict"] == "not a cover"
     assert r["guard"]["kept_stems"] == ["other"] and r["mix"]["kept_stems"] == ["other"]
     assert r["cover_check"] == r["guard"]["second_check"] and r["cover_check"]["verdict"] == "cover"

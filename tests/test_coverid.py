@@ -149,9 +149,9 @@ def test_12_s_excerpt_and_its_transposed_slower_copy_are_a_cover(song):
     assert different["verdict"] == "not a cover", different
     assert different["z"] < same["z"] - 2.0
     # `make`'s check (and so its guard) gets qmax's verdict on a clip this short; 2dftm says why it cannot
-    from covergen import pipeline
+    from covergen import pipeline, presets
 
-    report = pipeline._cover_check(clip, copy, SR)
+    report = pipeline._cover_check(pipeline._reference(clip, SR, presets.load("jazz")), copy, SR)
     assert report["status"] == "done" and report["verdict"] == "cover", report
     assert report["2dftm"]["status"] == "skipped" and "2dftm needs 75" in report["2dftm"]["reason"]
 

@@ -73,14 +73,9 @@ def _sanitise(midi) -> float:
     return end_s
 
 
-def render_midi(midi, *, sample_rate: int = 44100, soundfont: Path | None = None, gain: float = 0.5) -> np.ndarray:
-    """Render a pretty_midi.PrettyMIDI to float32 audio [shape=(2, samples)] at `sample_rate`.
-
-    The result is cut to the last note end plus a short release tail. Missing fluidsynth or
-    SoundFont raise SynthError naming the Debian package.
-    """
-    import soundfile as sf
-
+def _fluidsynth(midi, wav_path: Path, *, sample_rate: int, soundfont: Path | None, gain: float = 0.5) -> int:
+    """FluidSynth renders `midi` to a float WAV at `wav_path`. Returns the samples to keep: up to the
+    last note end plus a short release tail."""
     if shutil.which("fluidsynth") is None:
         raise SynthError("fluidsynth is not installed: apt-get install fluidsynth (or run `make install` as root)")
     soundfont = soundfont or find_soundfont()
@@ -89,20 +84,33 @@ def render_midi(midi, *, sample_rate: int = 44100, soundfont: Path | None = None
                          "apt-get install fluid-soundfont-gm (or musescore-general-soundfont)")
     end_s = _sanitise(midi)
     max_samples = int((end_s + _TAIL_S) * sample_rate)
+    mid_path = wav_path.with_suffix(".mid")
+    midi.write(str(mid_path))
+    cmd = ["fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(sample_rate),
+           "-o", "synth.reverb.active=0", "-o", "synth.chorus.active=0",
+           "-o", "synth.dynamic-sample-loading=1",  # load only the samples used: 3x faster on .sf3
+           "-F", str(wav_path), "-T", "wav", "-O", "float", str(soundfont), str(mid_path)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60 + 4 * end_s)
+    size_cap = max_samples * 2 * 4 * 4 + 1_000_000
+    if wav_path.stat().st_size > size_cap:
+        raise RuntimeError(f"fluidsynth wrote {wav_path.stat().st_size} bytes, expected < {size_cap}")
+    return max_samples
+
+
+def render_midi(midi, *, sample_rate: int = 44100, soundfont: Path | None = None, gain: float = 0.5) -> np.ndarray:
+    """Render a pretty_midi.PrettyMIDI to float32 audio [shape=(2, samples)] at `sample_rate`.
+
+    The result is cut to the last note end plus a short release tail. Missing fluidsynth or
+    SoundFont raise SynthError naming the Debian package.
+    """
+    import soundfile as sf
+
     with tempfile.TemporaryDirectory() as tmp:
-        mid_path, wav_path = Path(tmp) / "in.mid", Path(tmp) / "out.wav"
-        midi.write(str(mid_path))
-        cmd = ["fluidsynth", "-ni", "-q", "-g", str(gain), "-r", str(sample_rate),
-               "-o", "synth.reverb.active=0", "-o", "synth.chorus.active=0",
-               "-o", "synth.dynamic-sample-loading=1",  # load only the samples used: 3x faster on .sf3
-               "-F", str(wav_path), "-T", "wav", "-O", "float", str(soundfont), str(mid_path)]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60 + 4 * end_s)
-        size_cap = max_samples * 2 * 4 * 4 + 1_000_000
-        if wav_path.stat().st_size > size_cap:
-            raise RuntimeError(f"fluidsynth wrote {wav_path.stat().st_size} bytes, expected < {size_cap}")
-        y, sr = sf.read(wav_path, dtype="float32", always_2d=True)
+        wav_path = Path(tmp) / "out.wav"
+        keep = _fluidsynth(midi, wav_path, sample_rate=sample_rate, soundfont=soundfont, gain=gain)
+        y, sr = sf.read(wav_path, dtype="float32", always_2d=True, frames=keep)
     assert sr == sample_rate, (sr, sample_rate)
-    return np.ascontiguousarray(y[:max_samples].T)
+    return np.ascontiguousarray(y.T)
 
 
 def _part_soundfont(part, default: Path | None, program: int) -> tuple[Path | None, bool]:
@@ -166,42 +174,79 @@ def _pan_gains(pan: float) -> np.ndarray:
 
 
 _PART_REFERENCE_LUFS = -20.0
+_BALANCE_WINDOW_S = 20
+_BALANCE_PREROLL_S = 5
 
 
-def _balance_gain(y: np.ndarray, sample_rate: int, gain_db: float) -> float:
-    """The gain that puts a part at `gain_db` relative to the band's reference loudness, whatever its
-    SoundFont samples' level or its distortion's gain: a part's `mix.gain_db` is its place in the
-    balance. Measured on at most 20 s from the middle (loudness varies little in a band part)."""
+def _blocks(wav_path: Path, n: int, *, start: int = 0):
+    """(offset from `start`, float32 block [shape=(2, samples)]) of a rendered part up to sample n, about
+    24 s at a time (`mix.CHUNK_SAMPLES`): a 10-minute part is never held whole."""
+    import soundfile as sf
+
     from .. import mix
 
-    n, span = y.shape[1], 20 * sample_rate
-    middle = y[:, max(0, (n - span) // 2):max(0, (n - span) // 2) + span]
-    lufs = mix.integrated_lufs(middle, sample_rate=sample_rate)
+    with sf.SoundFile(wav_path) as f:
+        f.seek(start)
+        for offset in range(0, n - start, mix.CHUNK_SAMPLES):
+            block = f.read(min(mix.CHUNK_SAMPLES, n - start - offset), dtype="float32", always_2d=True)
+            if not len(block):
+                return
+            yield offset, np.ascontiguousarray(block.T)
+
+
+def _balance_gain(wav_path: Path, n: int, board, sample_rate: int, gain_db: float) -> float:
+    """The gain that puts a part at `gain_db` relative to the band's reference loudness, whatever its
+    SoundFont samples' level or its distortion's gain: a part's `mix.gain_db` is its place in the
+    balance. Measured through the part's chain on at most 20 s from the middle, with 5 s of the part
+    before it through the chain first, so its compressor has settled (loudness varies little in a band part)."""
+    from .. import mix
+
+    span = _BALANCE_WINDOW_S * sample_rate
+    lo = max(0, (n - span) // 2)
+    pre = max(0, lo - _BALANCE_PREROLL_S * sample_rate)
+    pieces = [block for _, block in _blocks(wav_path, min(n, lo + span), start=pre)]
+    if not pieces:
+        return 1.0
+    y = board(np.concatenate(pieces, axis=1), sample_rate, reset=True)[:, lo - pre:]
+    lufs = mix.integrated_lufs(y, sample_rate=sample_rate) if y.shape[1] >= 0.4 * sample_rate else -np.inf
     return float(10 ** ((_PART_REFERENCE_LUFS + gain_db - lufs) / 20)) if np.isfinite(lufs) else 1.0
 
 
 def _character(y: np.ndarray, sample_rate: int, character: dict[str, float], level_db: float,
                rng: np.random.Generator) -> np.ndarray:
-    """Tape drive, tape hiss and vinyl crackle; noise levels are dB under the music's loudness."""
+    """Tape drive, tape hiss and vinyl crackle, added to y in place, one `mix.CHUNK_SAMPLES` block at a time
+    (a 10-minute song's noise is never held whole). Noise levels are dB under the music's loudness; each
+    noise is scaled by its first block's RMS (filtered noise is stationary: later blocks have the same)."""
     import pedalboard as pb
 
-    if character.get("tape_drive_db", 0) > 0:
-        y = pb.Distortion(drive_db=character["tape_drive_db"])(y, sample_rate)
-    n = y.shape[1]
-    if "tape_hiss_db" in character:
-        hiss = rng.normal(0.0, 1.0, size=(2, n)).astype(np.float32)
-        hiss = pb.Pedalboard([pb.HighpassFilter(2000), pb.LowpassFilter(9000)])(hiss, sample_rate)
-        hiss *= 10 ** ((level_db + character["tape_hiss_db"]) / 20) / (np.sqrt(np.mean(hiss ** 2)) + 1e-12)
-        y = y + hiss
-    if "vinyl_crackle_db" in character:
-        crackle = np.zeros((2, n), np.float32)
-        clicks = rng.random(n) < 12.0 / sample_rate  # about 12 clicks a second
-        amplitude = rng.pareto(3.0, clicks.sum()).astype(np.float32) * rng.choice([-1, 1], clicks.sum())
-        crackle[:, clicks] = amplitude
-        crackle = pb.Pedalboard([pb.HighpassFilter(1500), pb.LowpassFilter(6000)])(crackle, sample_rate)
-        rms = np.sqrt(np.mean(crackle ** 2)) + 1e-12
-        y = y + crackle * 10 ** ((level_db + character["vinyl_crackle_db"]) / 20) / rms
-    return y.astype(np.float32)
+    from .. import mix
+
+    drive = pb.Pedalboard([pb.Distortion(drive_db=character["tape_drive_db"])]) \
+        if character.get("tape_drive_db", 0) > 0 else None
+    hiss_board = pb.Pedalboard([pb.HighpassFilter(2000), pb.LowpassFilter(9000)])
+    crackle_board = pb.Pedalboard([pb.HighpassFilter(1500), pb.LowpassFilter(6000)])
+    hiss_gain = crackle_gain = None
+    for start in range(0, y.shape[1], mix.CHUNK_SAMPLES):
+        block = y[:, start:start + mix.CHUNK_SAMPLES]
+        m, first = block.shape[1], start == 0
+        if drive is not None:
+            block[:] = drive(block, sample_rate, reset=first)
+        if "tape_hiss_db" in character:
+            hiss = hiss_board(rng.standard_normal((2, m), dtype=np.float32), sample_rate, reset=first)
+            if hiss_gain is None:
+                hiss_gain = np.float32(10 ** ((level_db + character["tape_hiss_db"]) / 20)
+                                       / (np.sqrt(np.mean(hiss ** 2)) + 1e-12))
+            block += hiss_gain * hiss
+        if "vinyl_crackle_db" in character:
+            crackle = np.zeros((2, m), np.float32)
+            clicks = rng.random(m) < 12.0 / sample_rate  # about 12 clicks a second
+            crackle[:, clicks] = rng.pareto(3.0, clicks.sum()).astype(np.float32) * rng.choice([-1, 1], clicks.sum())
+            crackle = crackle_board(crackle, sample_rate, reset=first)
+            if crackle_gain is None:
+                crackle_gain = np.float32(10 ** ((level_db + character["vinyl_crackle_db"]) / 20)
+                                          / (np.sqrt(np.mean(crackle ** 2)) + 1e-12))
+            block += crackle_gain * crackle
+    return y
 
 
 def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float], *, style: Style,
@@ -221,8 +266,10 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
     midi = to_midi(events, grid, style=style)
     parts = [inst for inst in midi.instruments if inst.notes]
     t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="covergen-band-"))
 
-    def one(inst):
+    def synthesise(inst):  # FluidSynth (a subprocess) renders the part to a file; two run at once
+        wav = tmp / f"part{parts.index(inst)}.wav"
         single = copy.copy(midi)  # shares the tempo map
         font, kit = _part_soundfont(style.part(inst.name), soundfont, inst.program)
         if kit:  # a recorded kit is a melodic preset (bank 0, program 0) with General MIDI drum keys
@@ -230,33 +277,44 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
             inst.is_drum, inst.program = False, 0
         single.instruments = [inst]
         t = time.perf_counter()
-        y = render_midi(single, sample_rate=sample_rate, soundfont=font)
-        if duration_s:
-            y = np.ascontiguousarray(y[:, :int(round(duration_s * sample_rate))])
-        # the part's own chain runs here, beside the other part's FluidSynth (pedalboard frees the GIL)
-        part = style.part(inst.name)
-        y = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))(y, sample_rate)
-        y *= _pan_gains(part.mix.pan) * np.float32(_balance_gain(y, sample_rate, part.mix.gain_db))
-        return inst.name, y, time.perf_counter() - t, font
+        keep = _fluidsynth(single, wav, sample_rate=sample_rate, soundfont=font)
+        return inst.name, wav, keep, time.perf_counter() - t, font
 
     n = int(round(duration_s * sample_rate)) if duration_s else None
     bus = room = None
     sends, fonts, seconds = 0.0, {}, {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # each part is summed into the bus (and its send into the room) as it arrives and then freed:
-        # holding every part of a 10-minute song at once cost about 1 GB
-        for name, y, dt, font in pool.map(one, parts):
-            fonts[name], seconds[name] = str(font), dt
-            if bus is None:
-                n = n or y.shape[1]
-                bus, room = np.zeros((2, n), np.float32), np.zeros((2, n), np.float32)
-            m = min(n, y.shape[1])
-            bus[:, :m] += y[:, :m]
-            send = style.part(name).mix.reverb_wet + style.master.reverb_wet
-            if send > 0:
-                room[:, :m] += np.float32(send) * y[:, :m]
-                sends += send
-            del y
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # parts are mixed in their order, streamed block by block from FluidSynth's file through the
+            # part's chain into the bus (and its send into the room): no part is held whole, and the sum is
+            # the same float32 additions in the same order on every run (bit-identical output)
+            ahead = [pool.submit(synthesise, inst) for inst in parts[:2]]  # at most 3 part files on disk
+            for i in range(len(parts)):
+                name, wav, keep, dt, font = ahead[i].result()
+                if i + 2 < len(parts):
+                    ahead.append(pool.submit(synthesise, parts[i + 2]))
+                t = time.perf_counter()
+                part = style.part(name)
+                length = min(keep, n) if n else keep
+                if bus is None:
+                    n = n or keep
+                    bus, room = np.zeros((2, n), np.float32), np.zeros((2, n), np.float32)
+                board = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))
+                gain = _pan_gains(part.mix.pan) * np.float32(_balance_gain(wav, length, board, sample_rate,
+                                                                           part.mix.gain_db))
+                send = np.float32(part.mix.reverb_wet + style.master.reverb_wet)
+                for offset, block in _blocks(wav, min(length, n)):
+                    block = board(block, sample_rate, reset=offset == 0)
+                    block *= gain
+                    stop = offset + block.shape[1]
+                    bus[:, offset:stop] += block
+                    if send > 0:
+                        room[:, offset:stop] += send * block
+                sends += float(send)
+                wav.unlink()
+                fonts[name], seconds[name] = str(font), dt + time.perf_counter() - t
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     n = n or 0
     facts = {"style": style.name, "soundfont": str(soundfont), "sample_rate": sample_rate,
              "parts": {name: {"program": next(i.program for i in parts if i.name == name), "soundfont": fonts[name],
@@ -269,17 +327,18 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
     if sends > 0:
         import pedalboard as pb
 
-        bus += pb.Reverb(room_size=style.master.reverb_room_size, wet_level=1.0, dry_level=0.0, damping=0.5,
-                         width=1.0)(room, sample_rate)
+        bus += mix.process_in_place(pb.Pedalboard([pb.Reverb(room_size=style.master.reverb_room_size, wet_level=1.0,
+                                                             dry_level=0.0, damping=0.5, width=1.0)]),
+                                    room, sample_rate)
     del room
-    bus = mix.build_master_board(replace(style.master, reverb_wet=0.0))(bus, sample_rate)
+    mix.process_in_place(mix.build_master_board(replace(style.master, reverb_wet=0.0)), bus, sample_rate)
     lufs = mix.integrated_lufs(bus, sample_rate=sample_rate)
     if style.character and np.isfinite(lufs):
         bus = _character(bus, sample_rate, style.character, lufs, np.random.default_rng(seed))
         lufs = mix.integrated_lufs(bus, sample_rate=sample_rate)
     if normalize:
         out = mix.normalize_loudness(bus, sample_rate=sample_rate, target_lufs=style.master.target_lufs,
-                                     true_peak_ceiling_dbtp=style.master.true_peak_dbtp)
+                                     true_peak_ceiling_dbtp=style.master.true_peak_dbtp, copy=False)
     elif np.isfinite(lufs):  # a plain gain to the style's loudness; the cover's master limits the peaks
         bus *= np.float32(10 ** ((style.master.target_lufs - lufs) / 20))
         out = bus
