@@ -139,6 +139,14 @@ def _beat_envelope(y22: np.ndarray, chroma: np.ndarray) -> np.ndarray:
 # 35 ms: how far a beat may move back to the start of its onset. 58 ms gave dev seeds 0-71 beat F 0.901
 # (0.890 here) but moved real-music beats off the drum onsets (Country1 multitrack 0.891 -> 0.719).
 _ONSET_LOOKBACK_FRAMES = 3
+# Soft onsets (bowed strings, legato pads): the envelope never falls far between notes, so the 10 % rule
+# above never stops the walk back, and the flux peaks 45-90 ms after the note starts (dev strings renders,
+# against 20-35 ms for drums and piano). Where the envelope's 20th percentile is at least a third of its
+# 95th, a beat may move back 70 ms. Dev seeds 0-71: strings 9 of 10 at 0.36-0.52, the 10th 0.28; band and
+# piano at most 0.30; the real recordings (bench part b) 0.04-0.24, so none of them changes. Dev seeds 0-71
+# beat F 0.890 -> 0.905 (strings 0.70 -> 0.80); 58 ms gave 0.901, 81 ms 0.906, 93 ms 0.905.
+_SOFT_FLOOR_SHARE = 0.33
+_SOFT_ONSET_LOOKBACK_FRAMES = 6
 # Tempo candidates are peaks of the envelope's autocorrelation in this range (the rendered songs' 60-180 BPM
 # plus their +/-8 % drift), weighted by a log-normal prior (1 octave wide) around _TEMPO_CENTRE_BPM.
 # Chosen on dev seeds 0-71 (beat F 0.861 -> 0.890, strings 0.48 -> 0.70): 50-200 BPM gave 0.886; on seeds 0-35
@@ -147,6 +155,14 @@ _TEMPO_RANGE_BPM = (58.0, 185.0)
 _TEMPO_CENTRE_BPM = 110.0
 _DOUBLE_PERIOD_WEIGHT = 0.5
 _PEAK_SHARE = 0.5  # librosa's tempo is kept when a peak within 5 % of its lag is at least half the highest
+# Metrical level: at this tempo or above, when the tracker's every other beat has on average less than half
+# the onset strength of the beats between them, it followed eighth notes (hi-hats over a slow band song)
+# and every other beat, the strong ones, is kept. Dev seeds 0-71: the five double-tempo band songs (25, 28,
+# 35, 52, 64, tracked at 144-157 BPM) have a share of 0.32-0.49; right-tempo songs at 135 BPM or more 0.56
+# and above; beat F 0.890 -> 0.913. 135 BPM, not lower: the real Vibe Ace (129 BPM, as librosa has it) has
+# a share of 0.54, and a song halved from 135 BPM is still at 67 BPM.
+_HALVE_MIN_BPM = 135.0
+_HALVE_OFFBEAT_SHARE = 0.5
 
 
 def _autocorrelation_peaks(envelope: np.ndarray) -> tuple[np.ndarray, list[tuple[float, float]]]:
@@ -195,21 +211,44 @@ def _tempo_bpm(envelope: np.ndarray) -> float:
     return 60 * frames_per_s / best
 
 
+def _strong_level(envelope: np.ndarray, peaks: np.ndarray, bpm: float) -> np.ndarray:
+    """The beat peaks, or every other one (the stronger phase) when a fast tracked pulse alternates strong
+    and weak beats (see _HALVE_MIN_BPM): the tracker then followed a subdivision, not the beat."""
+    if bpm < _HALVE_MIN_BPM or peaks.size < 8:
+        return peaks
+    strength = envelope[peaks]
+    even, odd = float(strength[::2].mean()), float(strength[1::2].mean())
+    if min(even, odd) >= _HALVE_OFFBEAT_SHARE * max(even, odd):
+        return peaks
+    return peaks[::2] if even >= odd else peaks[1::2]
+
+
+def _onset_lookback(envelope: np.ndarray) -> int:
+    """How many frames a beat may move back from its peak: more where onsets are soft (_SOFT_FLOOR_SHARE)."""
+    soft = np.percentile(envelope, 20) >= _SOFT_FLOOR_SHARE * (np.percentile(envelope, 95) + 1e-9)
+    return _SOFT_ONSET_LOOKBACK_FRAMES if soft else _ONSET_LOOKBACK_FRAMES
+
+
 def _track_beats(envelope: np.ndarray) -> np.ndarray:
     """Beat times (s) from the onset envelope: librosa's tracker at `_tempo_bpm` (trimmed: no beats through
-    the silence before and after the music), each beat moved back from the envelope's peak to where its
-    onset starts rising (the first frame of the rise above 10% of the peak, at most 35 ms before), as a
+    the silence before and after the music), every other beat kept when the tracker followed a subdivision
+    (`_strong_level`), each beat moved back from the envelope's peak to where its onset starts rising (the
+    first frame of the rise above 10% of the peak, at most 35 ms before, 70 ms for soft onsets), as a
     listener hears the note start."""
     import librosa
 
+    bpm = _tempo_bpm(envelope)
     _, frames = librosa.beat.beat_track(onset_envelope=envelope, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP,
-                                        trim=True, bpm=_tempo_bpm(envelope))
+                                        trim=True, bpm=bpm)
+    # the tracker's frame may sit beside the peak
+    peaks = np.array([max(0, f - 2) + int(np.argmax(envelope[max(0, f - 2):f + 3]))
+                      for f in np.asarray(frames, dtype=int)], dtype=int)
+    peaks = _strong_level(envelope, peaks, bpm)
+    lookback = _onset_lookback(envelope)
     starts = []
-    for f in np.asarray(frames, dtype=int):
-        near = envelope[max(0, f - 2):f + 3]
-        peak = max(0, f - 2) + int(np.argmax(near))  # the tracker's frame may sit beside the peak
-        start = peak
-        while start > max(0, peak - _ONSET_LOOKBACK_FRAMES) and envelope[start - 1] > 0.1 * envelope[peak]:
+    for peak in peaks:
+        start = int(peak)
+        while start > max(0, peak - lookback) and envelope[start - 1] > 0.1 * envelope[peak]:
             start -= 1
         starts.append(start)
     # frame t of the envelope measures the rise from t-1 to t: the onset starts half a frame before

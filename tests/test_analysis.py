@@ -103,6 +103,18 @@ def test_click_track_beats_within_20_ms():
     assert abs(60.0 / np.median(np.diff(beats)) - bpm) < 2.0
 
 
+def test_fast_pulse_with_weak_offbeats_keeps_the_strong_beats():
+    """A tracker on the eighth notes of a slow song (161.5 BPM, every other beat a third as strong) is
+    brought back to the strong beats; an even pulse, or a slower one, is left alone."""
+    peaks = np.arange(10, 1900, 32)  # 32 frames of 11.6 ms: 161.5 BPM
+    envelope = np.zeros(2000, np.float32)
+    envelope[peaks[::2]], envelope[peaks[1::2]] = 0.3, 1.0
+    assert np.array_equal(analysis._strong_level(envelope, peaks, 161.5), peaks[1::2])
+    assert np.array_equal(analysis._strong_level(envelope, peaks, 120.0), peaks)  # below _HALVE_MIN_BPM
+    envelope[peaks[::2]] = 0.8
+    assert np.array_equal(analysis._strong_level(envelope, peaks, 161.5), peaks)
+
+
 def _refused(y: np.ndarray, match: str) -> None:
     with pytest.raises(AudioContentError, match=match):
         analysis.analyse(y, sample_rate=SR, chords="template")
