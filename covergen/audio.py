@@ -164,14 +164,15 @@ def onset_strength(y: np.ndarray, *, sample_rate: int, hop_samples: int, n_fft: 
                                         n_fft=n_fft)
 
 
-def beat_track(onset_envelope: np.ndarray, *, sample_rate: int, hop_samples: int,
-               chunk_frames: int = 4096) -> tuple[float, np.ndarray]:
-    """`librosa.beat.beat_track(onset_envelope=..., sr=sample_rate, hop_length=hop_samples)` in bounded memory.
+def tempo_bpm(onset_envelope: np.ndarray, *, sample_rate: int, hop_samples: int, chunk_frames: int = 4096,
+              frame_step: int = 1) -> float:
+    """`librosa.feature.tempo(onset_envelope=..., sr=sample_rate, hop_length=hop_samples)` in bounded memory.
 
-    librosa first estimates the global tempo from the mean of an autocorrelation tempogram (8 s
-    windows, one per frame); built whole for a 10-minute song that is 1.7 GB of FFT buffers. Here
-    each window's normalised autocorrelation is summed `chunk_frames` at a time into the mean, and
-    the tempo and the beat tracker are librosa's own. Returns (tempo_bpm, beat frame indices).
+    librosa estimates the global tempo from the mean of an autocorrelation tempogram (8 s windows, one
+    per frame); built whole for a 10-minute song that is 1.7 GB of FFT buffers. Here each window's
+    normalised autocorrelation is summed `chunk_frames` at a time into the mean, and the tempo is
+    librosa's own. `frame_step` > 1 averages every frame_step-th window only (the 8 s windows overlap
+    by all but one frame, so their mean hardly changes): frame_step times less work.
     """
     import librosa
     from scipy.signal import get_window
@@ -180,21 +181,34 @@ def beat_track(onset_envelope: np.ndarray, *, sample_rate: int, hop_samples: int
     if env.ndim != 1:
         raise ValueError(f"onset_envelope must be 1-D, got shape {env.shape}")
     if not env.any():
-        return 0.0, np.zeros(0, dtype=int)
+        return 0.0
     win = int(librosa.time_to_frames(8.0, sr=sample_rate, hop_length=hop_samples))
     n = env.shape[-1]
     padded = np.pad(env, (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
     window = get_window("hann", win, fftbins=True)[:, None]
-    total = np.zeros(win)
+    total, count = np.zeros(win), 0
     for first in range(0, n, chunk_frames):
         last = min(n, first + chunk_frames)
         frames = librosa.util.frame(padded[first:last - 1 + win], frame_length=win, hop_length=1)
+        frames = frames[:, (-first) % frame_step::frame_step]  # windows first, first + step, ... of the song
         total += librosa.util.normalize(librosa.autocorrelate(frames * window, axis=-2), norm=np.inf,
                                         axis=-2).sum(axis=-1)
-    tempo_bpm = float(librosa.feature.tempo(tg=(total / n)[:, None], sr=sample_rate, hop_length=hop_samples)[0])
+        count += frames.shape[1]
+    return float(librosa.feature.tempo(tg=(total / count)[:, None], sr=sample_rate, hop_length=hop_samples)[0])
+
+
+def beat_track(onset_envelope: np.ndarray, *, sample_rate: int, hop_samples: int,
+               chunk_frames: int = 4096) -> tuple[float, np.ndarray]:
+    """`librosa.beat.beat_track(onset_envelope=..., sr=sample_rate, hop_length=hop_samples)` in bounded
+    memory (the tempo by `tempo_bpm`, the tracker librosa's own). Returns (tempo_bpm, beat frame indices)."""
+    import librosa
+
+    tempo = tempo_bpm(onset_envelope, sample_rate=sample_rate, hop_samples=hop_samples, chunk_frames=chunk_frames)
+    if tempo == 0.0:
+        return 0.0, np.zeros(0, dtype=int)
     _, beats = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=sample_rate, hop_length=hop_samples,
-                                       bpm=tempo_bpm, units="frames")
-    return tempo_bpm, beats
+                                       bpm=tempo, units="frames")
+    return tempo, beats
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

