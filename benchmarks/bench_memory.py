@@ -1,15 +1,19 @@
-"""Peak resident memory of `covergen make`, stage by stage, on a long song (default 10 minutes).
+"""Peak resident memory of `covergen make`, stage by stage, on long songs (10 and 20 minutes).
 
 The song is the demo song tiled to length (stereo, 44.1 kHz). One process runs `make_cover` and
 `write_cover`; a thread samples the process's resident memory every 20 ms and charges it to the
 stage running at that moment, so each stage's number is the highest resident memory seen while it
 ran (what it allocated plus what earlier stages still hold). The whole-run peak is the kernel's
-VmHWM. `python -m benchmarks.bench_memory --minutes 20` for the 20-minute case.
+VmHWM. `make bench` measures 10 and 20 minutes (the goals: 3 and 3.5 GB), each in a fresh process;
+`python -m benchmarks.bench_memory --minutes 10 --separator spleeter` measures one length.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -95,30 +99,54 @@ def run(minutes: float, *, genre: str = "jazz", separator: str = "auto", use_cac
             "stages_s": cover.report["stages_s"]}
 
 
-def markdown(result: dict, *, cached: bool = False) -> str:
-    minutes = result["minutes"]
-    goal = GOAL_GB.get(int(minutes))
-    lines = [f"## Memory: peak resident memory of `covergen make` on a {minutes:g}-minute song\n",
-             f"Demo song tiled to {minutes:g} min (stereo, 44.1 kHz), jazz preset, separator {result.get('separator')}, "
-             f"{'cached stems' if cached else 'separation included'}; {result['seconds']:.0f} s in all. "
-             f"Whole run: **{result['peak_gb']:.2f} GB** (VmHWM)" + (f", goal <= {goal:g} GB.\n" if goal else ".\n"),
-             "| stage | peak resident memory while it ran, GB | wall time, s |", "| --- | --- | --- |"]
-    for stage, gb in result["stage_peak_gb"].items():
-        lines.append(f"| {stage} | {gb:.2f} | {result['stages_s'].get(stage, '')} |")
+def markdown(results: list[dict], *, cached: bool = False) -> str:
+    lines = ["## Memory: peak resident memory of `covergen make` on long songs\n",
+             f"The demo song tiled to length (stereo, 44.1 kHz), {results[0]['genre']} preset, "
+             f"{'cached stems and lead sheet' if cached else 'separation and analysis included (no caches)'}, "
+             "one fresh process per length. Whole run: the kernel's VmHWM; per stage: the highest resident memory "
+             "sampled while it ran (it includes what earlier stages still hold). `check` runs twice: its "
+             "reference on the original before the arrangement, its verdict on the cover after the mix.\n",
+             "| song | separator | whole run, GB | goal, GB | met | wall time, s |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        goal = GOAL_GB.get(int(r["minutes"]))
+        met = "" if goal is None else ("yes" if r["peak_gb"] <= goal else "**no**")
+        lines.append(f"| {r['minutes']:g} min | {r.get('separator')} | **{r['peak_gb']:.2f}** | "
+                     f"{goal if goal else ''} | {met} | {r['seconds']:.0f} |")
+    stages = list(dict.fromkeys(k for r in results for k in r["stage_peak_gb"]))
+    lines += ["", "| stage | " + " | ".join(f"{r['minutes']:g} min: GB (s)" for r in results) + " |",
+              "| --- |" + " --- |" * len(results)]
+    for stage in stages:
+        cells = [f"{r['stage_peak_gb'][stage]:.2f} ({r['stages_s'].get(stage, '')})" if stage in r["stage_peak_gb"]
+                 else "" for r in results]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--cache", action="store_true", help="reuse cached stems (skips separation's work)")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[10.0, 20.0])
+    parser.add_argument("--genre", default="jazz")
+    parser.add_argument("--cache", action="store_true", help="reuse cached stems and lead sheet")
     parser.add_argument("--separator", default="auto",
                         help="as `make --separator`; auto picks htdemucs only where its weights were fetched, "
                              "so `spleeter` measures what a fresh install runs")
+    parser.add_argument("--one", type=Path, default=None, help=argparse.SUPPRESS)  # child: one length, JSON here
     args = parser.parse_args()
-    result = run(args.minutes, separator=args.separator, use_cache=args.cache)
-    text = markdown(result, cached=args.cache)
-    write("memory", result, text)
+    if args.one is not None:
+        result = run(args.minutes[0], genre=args.genre, separator=args.separator, use_cache=args.cache)
+        args.one.write_text(json.dumps(result))
+        return
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for minutes in args.minutes:  # a fresh process each: VmHWM is the whole process's peak
+            out = Path(tmp) / f"{minutes:g}.json"
+            cmd = [sys.executable, "-m", "benchmarks.bench_memory", "--minutes", str(minutes), "--genre", args.genre,
+                   "--separator", args.separator, "--one", str(out)] + (["--cache"] if args.cache else [])
+            subprocess.run(cmd, check=True)
+            results.append(json.loads(out.read_text()))
+            print(f"[bench memory] {minutes:g} min: {results[-1]['peak_gb']:.2f} GB", flush=True)
+    text = markdown(results, cached=args.cache)
+    write("memory", {"runs": results}, text)
     print(text)
 
 

@@ -31,7 +31,7 @@ _SUFFIXES_BY_FORMAT = {"WAV": (".wav",), "FLAC": (".flac",), "OGG": (".ogg", ".o
                        "AIFF": (".aif", ".aiff")}
 AUDIO_SUFFIXES = tuple(suffix for fmt, suffixes in _SUFFIXES_BY_FORMAT.items() if fmt in sf.available_formats()
                        for suffix in suffixes)
-_WRITE_BLOCK_SAMPLES = 1 << 18
+_BLOCK_SAMPLES = 1 << 18  # files are read, checked and written this many frames at a time
 SOFTWARE_TAG = f"covergen {__version__}"  # written into every file `save` writes (WAV INFO ISFT, FLAC comment)
 
 
@@ -66,25 +66,49 @@ def load(
         raise AudioContentError(
             f"{path}: {duration_s / 60:.1f} min is longer than the {max_duration_s / 60:.0f} min limit; cut it first")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        y, sr = _read_channels_first(path, info.frames, info.channels)
     except Exception as err:
         raise AudioLoadError(f"{path}: corrupt or truncated audio ({_short(err)})") from None
-    y = np.ascontiguousarray(data.T)
     missing = _wav_missing_bytes(path)
     if missing:
         raise AudioLoadError(f"{path}: truncated WAV file ({missing} bytes of audio data missing)")
     if y.shape[1] / sr < min_duration_s:
         raise AudioContentError(
             f"{path}: only {1000 * y.shape[1] / sr:.0f} ms of audio; need at least {min_duration_s:g} s")
-    if not np.all(np.isfinite(y)):
-        raise AudioLoadError(f"{path}: audio contains NaN or infinite samples")
+    peak = 0.0
+    for start in range(0, y.shape[1], _BLOCK_SAMPLES):  # in blocks: no song-sized temporaries
+        block = y[:, start:start + _BLOCK_SAMPLES]
+        if not np.all(np.isfinite(block)):
+            raise AudioLoadError(f"{path}: audio contains NaN or infinite samples")
+        peak = max(peak, float(np.max(np.abs(block))))
     if y.shape[0] > 2:
-        y = y[:2]
-    if not allow_silence and _peak_dbfs(y) < SILENCE_DBFS:
+        y = np.ascontiguousarray(y[:2])
+    if not allow_silence and (20 * np.log10(peak) if peak > 0 else -np.inf) < SILENCE_DBFS:
         raise AudioContentError(f"{path}: the audio is silent (peak below {SILENCE_DBFS:g} dBFS)")
     if sample_rate is not None and sample_rate != sr:
         y, sr = resample(y, orig_sr=sr, target_sr=sample_rate), sample_rate
     return y, int(sr)
+
+
+def _read_channels_first(path: Path, frames: int, channels: int) -> tuple[np.ndarray, int]:
+    """Decode to float32 [shape=(channels, samples)] block by block into one array: no whole
+    (samples, channels) copy beside it (a 20-minute stereo song is 424 MB either way). `frames` is
+    the header's count; a decoder that yields more or fewer is followed."""
+    with sf.SoundFile(str(path)) as f:
+        y = np.empty((channels, max(frames, 0)), np.float32)
+        filled, extra = 0, []
+        for block in f.blocks(blocksize=_BLOCK_SAMPLES, dtype="float32", always_2d=True):
+            fits = min(len(block), y.shape[1] - filled)
+            y[:, filled:filled + fits] = block[:fits].T
+            filled += fits
+            if fits < len(block):
+                extra.append(np.ascontiguousarray(block[fits:].T))
+        sample_rate = f.samplerate
+    if extra:
+        y = np.concatenate([y, *extra], axis=1)
+    elif filled < y.shape[1]:
+        y = np.ascontiguousarray(y[:, :filled])
+    return y, int(sample_rate)
 
 
 def find_audio(folder: Path, *, recursive: bool = True) -> list[Path]:
@@ -120,11 +144,6 @@ def _wav_missing_bytes(path: Path) -> int:
 
 def _short(err: Exception) -> str:
     return str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-
-
-def _peak_dbfs(y: np.ndarray) -> float:
-    peak = float(np.max(np.abs(y))) if y.size else 0.0
-    return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
 def resample(y: np.ndarray, *, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -220,7 +239,7 @@ def content_hash(y: np.ndarray, sample_rate: int) -> str:
     """sha256 of the decoded samples and rate: the same song gives the same key whatever its file name."""
     h = hashlib.sha256()
     h.update(str(sample_rate).encode())
-    h.update(np.ascontiguousarray(y, dtype=np.float32).tobytes())
+    h.update(memoryview(np.ascontiguousarray(y, dtype=np.float32)).cast("B"))  # no bytes copy of the song
     return h.hexdigest()
 
 
@@ -293,8 +312,8 @@ def save(path: Path, y: np.ndarray, *, sample_rate: int, subtype: str | None = N
             with sf.SoundFile(str(tmp), "w", samplerate=sample_rate, channels=y.shape[0], subtype=subtype,
                               format=fmt) as fh:
                 fh.software = SOFTWARE_TAG  # marks covergen's own files: `batch` never covers them again
-                for start in range(0, y.shape[1], _WRITE_BLOCK_SAMPLES):  # no whole transposed copy of y
-                    fh.write(np.ascontiguousarray(y[:, start:start + _WRITE_BLOCK_SAMPLES].T))
+                for start in range(0, y.shape[1], _BLOCK_SAMPLES):  # no whole transposed copy of y
+                    fh.write(np.ascontiguousarray(y[:, start:start + _BLOCK_SAMPLES].T))
         except (OSError, sf.LibsndfileError) as err:
             raise OutputError(f"{path}: cannot write ({_short(err)})") from None
     return path

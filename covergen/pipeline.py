@@ -250,9 +250,12 @@ def make_cover(
                            "duration_s": round(y_in.shape[1] / sr_in, 3),
                            "lufs": round(mix.integrated_lufs(y_in, sample_rate=sr_in), 2)}
         rate = separate.SAMPLE_RATE
+    arranged = mode == "arrange"
+    # the stems this cover mixes (an arranged one: the melody and the kept ones); the others go to the cache only
+    needed = tuple(dict.fromkeys(("vocals", *preset.band.keep))) if arranged and not keep_stems else None
     with _stage(report, "analyse", on_progress) as progress:
         sheet, analysis_info, stems = lead_sheet_of(y_in, sr_in, name=str(song), separator=separator,
-                                                    demucs_repo=demucs_repo, use_cache=use_cache,
+                                                    demucs_repo=demucs_repo, use_cache=use_cache, keep=needed,
                                                     on_progress=progress)
         tempo = sheet.tempo_bpm
         report["input"].update(tempo_bpm=round(tempo, 2), tempo_bpm_exact=tempo)
@@ -264,14 +267,11 @@ def make_cover(
         if stems is None:  # the lead sheet came from the cache: separate (usually a stem-cache hit too)
             stems, sep_info = separate.separate(_stereo_at_work_rate(y_in, sr_in), sample_rate=rate,
                                                 separator=separator, demucs_repo=demucs_repo,
-                                                use_cache=use_cache, on_progress=progress)
+                                                use_cache=use_cache, keep=needed, on_progress=progress)
         else:
             sep_info = analysis_info["separation"]
         report["separation"] = sep_info
-    arranged = mode == "arrange"
     report["mode"] = mode
-    if arranged and not keep_stems:
-        stems = {k: v for k, v in stems.items() if k == "vocals" or k in preset.band.keep}
     reference = None
     if check:
         with _stage(report, "check", on_progress):
@@ -371,7 +371,8 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
     if "other" not in stems:
         y, sr = audio.load(song)
         again, _ = separate.separate(_stereo_at_work_rate(y, sr), sample_rate=separate.SAMPLE_RATE,
-                                     separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
+                                     separator=separator, demucs_repo=demucs_repo, use_cache=use_cache,
+                                     keep=("other",))
         stems = {**stems, "other": again["other"]}
         del y, again
     retry: dict = {"stages_s": report["stages_s"], "transfer": []}
@@ -602,14 +603,15 @@ ANALYSIS_VERSION = "analysis-4"  # bump when analysis.py changes what it finds: 
 
 def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separator: str = "auto",
                   demucs_repo: Path | None = None, chords: str = "chordia", use_cache: bool = True,
-                  on_progress: Callable[[float], None] | None = None
+                  keep: tuple[str, ...] | None = None, on_progress: Callable[[float], None] | None = None
                   ) -> tuple[LeadSheet, dict, dict[str, np.ndarray] | None]:
     """The song's lead sheet (beats, meter, key, chords; the melody from the separated vocal stem),
     cached by the audio's content hash, the separator and the analysis version, so a second genre does
     not analyse again. Non-music is refused before anything is separated.
 
     Returns (lead sheet, info, stems): stems at separate.SAMPLE_RATE when this call separated the
-    song (info["separation"] says how), None on a cache hit.
+    song (info["separation"] says how; only the stems in `keep` and the vocals, with `keep`), None on a
+    cache hit.
     """
     from . import analysis, timbre
 
@@ -630,6 +632,7 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
     work = _stereo_at_work_rate(y, sample_rate)
     stems, sep_info = separate.separate(work, sample_rate=separate.SAMPLE_RATE, separator=separator,
                                         demucs_repo=demucs_repo, use_cache=use_cache,
+                                        keep=None if keep is None else tuple(dict.fromkeys(("vocals", *keep))),
                                         on_progress=lambda f: progress(0.4 + 0.5 * f))
     sheet.melody = timbre.melody_notes(stems["vocals"], sample_rate=separate.SAMPLE_RATE)
     sheet.source["separator"] = sep_info["separator"]

@@ -25,8 +25,10 @@ same song skips separation.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Callable
@@ -237,7 +239,7 @@ def resolve_separator(separator: str, demucs_repo: Path | None = None) -> tuple[
     return _auto_choice[str(repo)]
 
 
-def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] | None, **stream) -> dict[str, np.ndarray]:
     if isinstance(model, _OnnxHTDemucs):
         from . import htdemucs_onnx
 
@@ -245,7 +247,7 @@ def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] 
         ref = y.mean(0)
         stats = {"mean": float(ref.mean()), "std": float(ref.std()) + 1e-8}  # whole-song statistics, as above
         return in_chunks(y, lambda piece: htdemucs_onnx.separate(model.session, piece, **stats), chunk_s=60.0,
-                         on_progress=on_progress)
+                         on_progress=on_progress, **stream)
     import torch
     from demucs.apply import apply_model
 
@@ -263,7 +265,7 @@ def _demucs_stems(y: np.ndarray, *, model, on_progress: Callable[[float], None] 
         return {name: est[model.sources.index(name)] for name in STEMS}
 
     # Outer 60 s chunks keep memory bounded on long songs; apply_model splits further.
-    return in_chunks(y, separate_chunk, chunk_s=60.0, on_progress=on_progress)
+    return in_chunks(y, separate_chunk, chunk_s=60.0, on_progress=on_progress, **stream)
 
 
 def _load_unmix():
@@ -278,36 +280,61 @@ def _load_unmix():
 
 
 def in_chunks(y: np.ndarray, separate_chunk: Callable[[np.ndarray], dict[str, np.ndarray]], *, chunk_s: float,
-              overlap_s: float = 2.0, on_progress: Callable[[float], None] | None = None) -> dict[str, np.ndarray]:
+              overlap_s: float = 2.0, on_progress: Callable[[float], None] | None = None,
+              keep: tuple[str, ...] = STEMS, spill: dict[str, Path] | None = None) -> dict[str, np.ndarray]:
     """Run `separate_chunk` over overlapping chunks of y [shape=(channels, samples)], so memory stays bounded.
 
     Chunks overlap by `overlap_s` and are cross-faded linearly; the fade weights sum to one, so
-    stems that sum to each chunk still sum to the mix.
+    stems that sum to each chunk still sum to the mix. Returns the stems in `keep`, whole; a stem not
+    kept is written to its file in `spill` (float WAV) as each stretch of it becomes final, so it never
+    sits in memory whole (four stereo stems of a 20-minute song are 1.7 GB), or dropped if it has none.
+    Written or held, a stem has the same samples.
     """
+    import soundfile as sf
+
     n = y.shape[-1]
     chunk, overlap = int(chunk_s * SAMPLE_RATE), int(overlap_s * SAMPLE_RATE)
     starts = list(range(0, max(n - overlap, 1), chunk - overlap))
-    out = {name: np.zeros(y.shape, np.float32) for name in STEMS}
+    out = {name: np.zeros(y.shape, np.float32) for name in keep}
+    spill = {name: path for name, path in (spill or {}).items() if name not in keep}
     ramp = np.linspace(0.0, 1.0, overlap, dtype=np.float32)
-    for i, start in enumerate(starts):
-        piece = np.ascontiguousarray(y[:, start:start + chunk])
-        weight = np.ones(piece.shape[-1], np.float32)
-        if i > 0:
-            weight[:overlap] = ramp
-        if i < len(starts) - 1:
-            weight[-overlap:] = ramp[::-1]
-        for name, stem in separate_chunk(piece).items():
-            out[name][:, start:start + piece.shape[-1]] += stem * weight
-        if on_progress:
-            on_progress((i + 1) / len(starts))
+    with contextlib.ExitStack() as files:
+        writers = {name: files.enter_context(sf.SoundFile(str(path), "w", samplerate=SAMPLE_RATE,
+                                                          channels=y.shape[0], subtype="FLOAT", format="WAV"))
+                   for name, path in spill.items()}
+        tails: dict[str, np.ndarray] = {}  # a written stem's cross-fade region, waiting for the next chunk
+        for i, start in enumerate(starts):
+            piece = np.ascontiguousarray(y[:, start:start + chunk])
+            weight = np.ones(piece.shape[-1], np.float32)
+            if i > 0:
+                weight[:overlap] = ramp
+            if i < len(starts) - 1:
+                weight[-overlap:] = ramp[::-1]
+            final = (starts[i + 1] - start) if i < len(starts) - 1 else piece.shape[-1]
+            for name, stem in separate_chunk(piece).items():
+                if name in out:
+                    out[name][:, start:start + piece.shape[-1]] += stem * weight
+                elif name in writers:
+                    part = stem * weight
+                    if name in tails:
+                        part[:, :tails[name].shape[-1]] += tails[name]
+                    try:
+                        writers[name].write(np.ascontiguousarray(part[:, :final].T))
+                    except (OSError, sf.LibsndfileError) as err:  # a full cache disk must not stop a cover
+                        log.warning("could not write the %s stem to %s: %s", name, spill[name], err)
+                        del writers[name]
+                        continue
+                    tails[name] = part[:, final:]
+            if on_progress:
+                on_progress((i + 1) / len(starts))
     return out
 
 
-def _unmix_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
+def _unmix_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None, **stream) -> dict[str, np.ndarray]:
     from . import unmix
 
     model, _ = _load_unmix()
-    return in_chunks(y, lambda piece: unmix.separate(model, piece), chunk_s=20.0, on_progress=on_progress)
+    return in_chunks(y, lambda piece: unmix.separate(model, piece), chunk_s=20.0, on_progress=on_progress, **stream)
 
 
 def _load_spleeter():
@@ -354,8 +381,10 @@ def _spleeter_chunk(y: np.ndarray, split: str) -> dict[str, np.ndarray]:
     return {"vocals": vocals, **rest}
 
 
-def _spleeter_stems(y: np.ndarray, *, split: str, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
-    return in_chunks(y, lambda piece: _spleeter_chunk(piece, split), chunk_s=_SPLEETER_CHUNK_S, on_progress=on_progress)
+def _spleeter_stems(y: np.ndarray, *, split: str, on_progress: Callable[[float], None] | None,
+                    **stream) -> dict[str, np.ndarray]:
+    return in_chunks(y, lambda piece: _spleeter_chunk(piece, split), chunk_s=_SPLEETER_CHUNK_S, on_progress=on_progress,
+                     **stream)
 
 
 def _melody_f0(y_harm: np.ndarray, sample_rate: int, frame_times: np.ndarray) -> np.ndarray:
@@ -398,8 +427,8 @@ def _embedded_chunk(y: np.ndarray) -> dict[str, np.ndarray]:
             for name, m in masks.items()}
 
 
-def _embedded_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None) -> dict[str, np.ndarray]:
-    return in_chunks(y, _embedded_chunk, chunk_s=60.0, on_progress=on_progress)
+def _embedded_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None, **stream) -> dict[str, np.ndarray]:
+    return in_chunks(y, _embedded_chunk, chunk_s=60.0, on_progress=on_progress, **stream)
 
 
 def save_stems(stems: dict[str, np.ndarray], folder: Path, *, sample_rate: int) -> None:
@@ -409,17 +438,21 @@ def save_stems(stems: dict[str, np.ndarray], folder: Path, *, sample_rate: int) 
         audio.save(folder / f"{name}.wav", y, sample_rate=sample_rate, subtype="FLOAT")
 
 
-def load_stems(folder: Path) -> tuple[dict[str, np.ndarray], int] | None:
-    """Read a cached stem folder; None if any stem is missing."""
+def load_stems(folder: Path, names: tuple[str, ...] = STEMS) -> tuple[dict[str, np.ndarray], int] | None:
+    """Read the stems `names` of a cached stem folder; None if any of the four is missing."""
     import soundfile as sf
 
     if not all((folder / f"{s}.wav").is_file() for s in STEMS):
         return None
     stems, rate = {}, None
-    for s in STEMS:
-        data, rate = sf.read(folder / f"{s}.wav", dtype="float32", always_2d=True)
-        stems[s] = np.ascontiguousarray(data.T)
-    return stems, int(rate)
+    for s in names:
+        with sf.SoundFile(folder / f"{s}.wav") as f:
+            rate = f.samplerate
+            stems[s] = np.empty((f.channels, f.frames), np.float32)
+            for start in range(0, f.frames, 1 << 18):  # no whole (samples, channels) copy beside it
+                block = f.read(1 << 18, dtype="float32", always_2d=True)
+                stems[s][:, start:start + len(block)] = block.T
+    return stems, int(rate or SAMPLE_RATE)
 
 
 def separate(
@@ -429,12 +462,15 @@ def separate(
     separator: str = "auto",
     demucs_repo: Path | None = None,
     use_cache: bool = True,
+    keep: tuple[str, ...] | None = None,
     on_progress: Callable[[float], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Split y [shape=(channels, samples)] at 44.1 kHz into four stems of the same shape.
 
     Returns (stems, info) where info names the separator used, where its model came from,
-    whether the cache was hit, and any fallback notice.
+    whether the cache was hit, and any fallback notice. With `keep` (stem names) only those stems
+    are returned: the others go straight to the cache as they are separated (or nowhere without
+    it), so a long song's four stems are never all in memory.
     """
     if sample_rate != SAMPLE_RATE:
         raise ValueError(f"separate() expects {SAMPLE_RATE} Hz audio, got {sample_rate}")
@@ -467,24 +503,47 @@ def separate(
             source = f"ONNX export from npm demucs@1.0.0 (user models, sha256 {model.sha256[:12]})"
     info = {"separator": name, "model_source": source, "notice": notice, "cache_hit": False}
     key_dir = cache_dir() / f"{audio.content_hash(y, sample_rate)[:24]}-{version}"
+    keep = STEMS if keep is None else tuple(keep)
     if use_cache:
-        cached = load_stems(key_dir)
+        cached = load_stems(key_dir, keep)
         if cached is not None and cached[1] == sample_rate:
             info["cache_hit"] = True
             if on_progress:
                 on_progress(1.0)
             return cached[0], info
-    if name == "htdemucs":
-        stems = _demucs_stems(y, model=model, on_progress=on_progress)
-    elif name == "unmix":
-        stems = _unmix_stems(y, on_progress=on_progress)
-    elif name == "spleeter":
-        stems = _spleeter_stems(y, split=ACCOMPANIMENT_SPLIT, on_progress=on_progress)
-    else:
-        stems = _embedded_stems(y, on_progress=on_progress)
-    if use_cache:
-        try:
-            save_stems(stems, key_dir, sample_rate=sample_rate)
-        except OSError as err:  # a read-only cache must not stop a cover
-            log.warning("could not cache stems in %s: %s", key_dir, err)
+    part = _cache_part(key_dir) if use_cache else None  # the stems not kept are written here as they come
+    spill = {s: part / f"{s}.wav" for s in STEMS} if part is not None else None
+    stream = {"on_progress": on_progress, "keep": keep, "spill": spill}
+    try:
+        if name == "htdemucs":
+            stems = _demucs_stems(y, model=model, **stream)
+        elif name == "unmix":
+            stems = _unmix_stems(y, **stream)
+        elif name == "spleeter":
+            stems = _spleeter_stems(y, split=ACCOMPANIMENT_SPLIT, **stream)
+        else:
+            stems = _embedded_stems(y, **stream)
+        if part is not None:
+            try:
+                save_stems(stems, part, sample_rate=sample_rate)
+                key_dir.mkdir(parents=True, exist_ok=True)
+                for s in STEMS:  # whole files only: load_stems never sees a half-written stem
+                    os.replace(part / f"{s}.wav", key_dir / f"{s}.wav")
+            except OSError as err:  # a read-only cache must not stop a cover
+                log.warning("could not cache stems in %s: %s", key_dir, err)
+    finally:
+        if part is not None:
+            shutil.rmtree(part, ignore_errors=True)
     return stems, info
+
+
+def _cache_part(key_dir: Path) -> Path | None:
+    """A fresh folder beside the cache entry for stems being written, or None (a read-only cache)."""
+    import tempfile
+
+    try:
+        key_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{key_dir.name}.", suffix=".part", dir=key_dir.parent))
+    except OSError as err:
+        log.warning("could not cache stems in %s: %s", key_dir, err)
+        return None

@@ -90,6 +90,37 @@ def test_embedded_on_real_multitrack_beats_floor():
         assert got[name] > floor[name], (name, got, floor)
 
 
+def test_stems_not_kept_stream_to_files_with_the_same_samples(demo_stems, tmp_path):
+    """A long song's stems that the cover does not mix are written to their files chunk by chunk (never all
+    four in memory): each file holds exactly the samples the stem has when held whole."""
+    import soundfile as sf
+
+    mix = sum(demo_stems.values())[:, : 9 * 44100]
+
+    def fake_separator(piece):  # four different, position-dependent stems
+        return {name: piece * (i + 1) + np.float32(0.01 * i) for i, name in enumerate(separate.STEMS)}
+
+    whole = separate.in_chunks(mix, fake_separator, chunk_s=2.0, overlap_s=0.5)
+    spill = {name: tmp_path / f"{name}.wav" for name in separate.STEMS}
+    kept = separate.in_chunks(mix, fake_separator, chunk_s=2.0, overlap_s=0.5, keep=("vocals",), spill=spill)
+    assert set(kept) == {"vocals"} and np.array_equal(kept["vocals"], whole["vocals"])
+    assert not spill["vocals"].exists()
+    for name in ("drums", "bass", "other"):
+        written, sr = sf.read(spill[name], dtype="float32", always_2d=True)
+        assert sr == 44100 and np.array_equal(written.T, whole[name]), name
+
+
+def test_separate_returns_the_kept_stems_and_caches_all_four(demo_stems):
+    mix = sum(demo_stems.values())[:, : 6 * 44100] * 0.9
+    vocals, first = separate.separate(mix, sample_rate=44100, separator="embedded", keep=("vocals",))
+    everything, second = separate.separate(mix, sample_rate=44100, separator="embedded")
+    assert set(vocals) == {"vocals"} and set(everything) == set(separate.STEMS)
+    assert not first["cache_hit"] and second["cache_hit"]
+    assert np.array_equal(vocals["vocals"], everything["vocals"])
+    assert np.max(np.abs(sum(everything.values()) - mix)) < 1e-3
+    assert not list(separate.cache_dir().glob("*.part"))  # the part folder went
+
+
 def test_cache_hit_on_second_run(demo_stems):
     mix = sum(demo_stems.values())[:, : 5 * 44100]
     _, first = separate.separate(mix, sample_rate=44100, separator="embedded")
