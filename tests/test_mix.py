@@ -61,6 +61,24 @@ def test_stretch_changes_tempo_not_pitch(demo_song):
     assert out.shape[1] == pytest.approx(y.shape[1] * 120 / 105, rel=0.01)
 
 
+def test_a_long_stretch_goes_in_pieces_joined_without_clicks(demo_song, monkeypatch):
+    """Long signals are stretched in pieces cut at quiet moments (bounded memory): the length and tempo are
+    the whole stretch's, and the joins add no click (no sample step larger than the music's own)."""
+    y, sr = demo_song
+    y = y[:, : 30 * sr]
+    monkeypatch.setattr(mix, "_STRETCH_PIECE_S", 8.0)
+    monkeypatch.setattr(mix, "_STRETCH_SEARCH_S", 2.0)
+    cuts = mix._quiet_cuts(y, sr)
+    assert len(cuts) == 3
+    out = mix.stretch(y, sample_rate=sr, rate=105 / 120)
+    assert out.shape == (2, round(y.shape[1] * 120 / 105))
+    assert mix.measure_tempo_bpm(out, sample_rate=sr) == pytest.approx(105, abs=1.0)
+    steps = np.abs(np.diff(out, axis=1))
+    for cut in cuts:
+        at = round(cut * 120 / 105)
+        assert steps[:, at - 2000:at + 2000].max() <= 1.2 * np.percentile(steps.max(axis=0), 99.9)
+
+
 def test_pulse_separates_music_from_noise(demo_song):
     y, sr = demo_song
     rng = np.random.default_rng(0)
