@@ -365,7 +365,7 @@ def test_the_band_streamed_in_blocks_is_the_band_rendered_whole(name, monkeypatc
 
     sr = 22050
     style = arrange.load_style(name)
-    s = sheet(bars=8)
+    s = sheet(bars=4)
     events = arrange.score(s, style, seed=3)
     monkeypatch.setattr(mix, "CHUNK_SAMPLES", 10 ** 9)
     whole, facts = arrange.render_band(events, s, style=style, sample_rate=sr, seed=3, duration_s=s.duration_s)

@@ -64,14 +64,16 @@ def test_stretch_changes_tempo_not_pitch(demo_song):
 def test_a_long_stretch_goes_in_pieces_joined_without_clicks(demo_song, monkeypatch):
     """Long signals are stretched in pieces cut at quiet moments (bounded memory): the length and tempo are
     the whole stretch's, and the joins add no click (no sample step larger than the whole stretch has there)."""
+    from covergen import audio
+
     y, sr = demo_song
-    y = y[:, : 30 * sr]
-    monkeypatch.setattr(mix, "_STRETCH_PIECE_S", 8.0)
-    monkeypatch.setattr(mix, "_STRETCH_SEARCH_S", 2.0)
+    y, sr = audio.resample(y[:, : 16 * sr].mean(axis=0, keepdims=True), orig_sr=sr, target_sr=22050), 22050
+    monkeypatch.setattr(mix, "_STRETCH_PIECE_S", 5.0)
+    monkeypatch.setattr(mix, "_STRETCH_SEARCH_S", 1.5)
     cuts = mix._quiet_cuts(y, sr)
-    assert len(cuts) == 3
+    assert len(cuts) == 2
     out = mix.stretch(y, sample_rate=sr, rate=105 / 120)
-    assert out.shape == (2, round(y.shape[1] * 120 / 105))
+    assert out.shape == (1, round(y.shape[1] * 120 / 105))
     assert mix.measure_tempo_bpm(out, sample_rate=sr) == pytest.approx(105, abs=1.0)
     whole = mix._stretch_whole(y, sr, 105 / 120)
     for cut in cuts:  # around each join, no sample step beyond what the whole stretch has there (a drum hit)
