@@ -18,8 +18,8 @@ import soundfile as sf
 from . import __version__
 from .errors import AudioContentError, AudioLoadError, OutputError, OutputIsInputError
 
-__all__ = ["load", "save", "resample", "to_mono", "content_hash", "atomic_path", "same_file",
-           "check_output_not_input", "is_covergen_output", "onset_strength", "beat_track", "SOFTWARE_TAG", "MIN_DURATION_S", "MAX_DURATION_S",
+__all__ = ["load", "read_channels_first", "save", "resample", "to_mono", "content_hash", "atomic_path", "same_file",
+           "check_output_not_input", "is_covergen_output", "onset_strength", "tempo_bpm", "beat_track", "SOFTWARE_TAG", "MIN_DURATION_S", "MAX_DURATION_S",
            "FORMATS", "AUDIO_SUFFIXES", "SILENCE_DBFS", "find_audio"]
 
 MIN_DURATION_S = 1.0
@@ -66,7 +66,7 @@ def load(
         raise AudioContentError(
             f"{path}: {duration_s / 60:.1f} min is longer than the {max_duration_s / 60:.0f} min limit; cut it first")
     try:
-        y, sr = _read_channels_first(path, info.frames, info.channels)
+        y, sr = read_channels_first(path)
     except Exception as err:
         raise AudioLoadError(f"{path}: corrupt or truncated audio ({_short(err)})") from None
     missing = _wav_missing_bytes(path)
@@ -90,12 +90,13 @@ def load(
     return y, int(sr)
 
 
-def _read_channels_first(path: Path, frames: int, channels: int) -> tuple[np.ndarray, int]:
+def read_channels_first(path: Path) -> tuple[np.ndarray, int]:
     """Decode to float32 [shape=(channels, samples)] block by block into one array: no whole
-    (samples, channels) copy beside it (a 20-minute stereo song is 424 MB either way). `frames` is
-    the header's count; a decoder that yields more or fewer is followed."""
+    (samples, channels) copy beside it (a 20-minute stereo song is 424 MB either way). The header's
+    frame count sizes the array; a decoder that yields more or fewer is followed. No checks: `load`
+    is the reader for users' files."""
     with sf.SoundFile(str(path)) as f:
-        y = np.empty((channels, max(frames, 0)), np.float32)
+        y = np.empty((f.channels, max(f.frames, 0)), np.float32)
         filled, extra = 0, []
         for block in f.blocks(blocksize=_BLOCK_SAMPLES, dtype="float32", always_2d=True):
             fits = min(len(block), y.shape[1] - filled)

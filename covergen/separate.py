@@ -440,19 +440,12 @@ def save_stems(stems: dict[str, np.ndarray], folder: Path, *, sample_rate: int) 
 
 def load_stems(folder: Path, names: tuple[str, ...] = STEMS) -> tuple[dict[str, np.ndarray], int] | None:
     """Read the stems `names` of a cached stem folder; None if any of the four is missing."""
-    import soundfile as sf
-
     if not all((folder / f"{s}.wav").is_file() for s in STEMS):
         return None
-    stems, rate = {}, None
+    stems, rate = {}, SAMPLE_RATE
     for s in names:
-        with sf.SoundFile(folder / f"{s}.wav") as f:
-            rate = f.samplerate
-            stems[s] = np.empty((f.channels, f.frames), np.float32)
-            for start in range(0, f.frames, 1 << 18):  # no whole (samples, channels) copy beside it
-                block = f.read(1 << 18, dtype="float32", always_2d=True)
-                stems[s][:, start:start + len(block)] = block.T
-    return stems, int(rate or SAMPLE_RATE)
+        stems[s], rate = audio.read_channels_first(folder / f"{s}.wav")
+    return stems, rate
 
 
 def separate(
