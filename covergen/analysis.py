@@ -77,10 +77,10 @@ _C1_BIN = 18  # F#0 + 6 semitones
 
 def _cqt_harmonic(full_cqt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The CQT from C1 to B7 and its sustained (harmonic) part (HPSS with a 0.7 s time kernel)."""
-    import librosa
+    from .hpss import hpss
 
     cqt = full_cqt[_C1_BIN:_C1_BIN + 36 * 7]
-    harmonic, _ = librosa.decompose.hpss(cqt, kernel_size=(31, 13))
+    harmonic, _ = hpss(cqt, kernel_size=(31, 13))
     return cqt, harmonic
 
 

@@ -355,10 +355,11 @@ def _dsp_accompaniment(acc: np.ndarray) -> dict[str, np.ndarray]:
     """drums / bass / other of an accompaniment [shape=(channels, samples)]: HPSS, then a low band; they sum to it."""
     import librosa
 
+    from .hpss import hpss
+
     n_fft, hop = 4096, 1024
     spec = librosa.stft(acc, n_fft=n_fft, hop_length=hop)
-    harm_mask, perc_mask = librosa.decompose.hpss(np.abs(spec).mean(axis=0), kernel_size=(17, 31), power=2.0,
-                                                  mask=True, margin=1.0)
+    harm_mask, perc_mask = hpss(np.abs(spec).mean(axis=0), kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
     freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=n_fft)
     low = np.clip((300.0 - freqs) / 150.0, 0.0, 1.0)[:, None]  # 1 below 150 Hz, 0 above 300 Hz
     masks = {"drums": perc_mask, "bass": harm_mask * low}
@@ -400,25 +401,42 @@ def _melody_f0(y_harm: np.ndarray, sample_rate: int, frame_times: np.ndarray) ->
     return f0[index]
 
 
+def _harmonic_comb(freqs: np.ndarray, f0: np.ndarray, *, top_hz: float = 8000.0) -> np.ndarray:
+    """[shape=(len(freqs), len(f0))]: at each bin, the highest of the Gaussian bumps around the harmonics
+    k*f0 (k = 1 .. top_hz // f0), each bump as wide as max(1.5 bins, 2% of its centre) (vibrato, bin spread).
+
+    Only the harmonics just below and above a bin can be the highest (the bumps further away are
+    further in units of their width), so two are evaluated per bin, not all of them.
+    """
+    f0 = np.asarray(f0)[None, :]
+    bin_hz = freqs[1]
+    top_k = (np.minimum(top_hz, freqs[-1]) // f0).astype(np.int64)
+    below = np.floor(freqs[:, None] / f0).astype(np.int64)
+    best = None
+    for k in (np.clip(below, 1, top_k), np.clip(below + 1, 1, top_k)):
+        centres = k * f0
+        width = np.maximum(1.5 * bin_hz, 0.02 * centres)
+        bump = np.exp(-0.5 * ((freqs[:, None] - centres) / width) ** 2)
+        best = bump if best is None else np.maximum(best, bump)
+    return best
+
+
 def _embedded_chunk(y: np.ndarray) -> dict[str, np.ndarray]:
     import librosa
+
+    from .hpss import hpss
 
     n_fft, hop = 4096, 1024
     spec = librosa.stft(y, n_fft=n_fft, hop_length=hop)  # (channels, freq, frames)
     mag = np.abs(spec).mean(axis=0)
-    harm_mask, perc_mask = librosa.decompose.hpss(mag, kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
+    harm_mask, perc_mask = hpss(mag, kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
     y_harm = librosa.istft((spec * harm_mask).mean(axis=0), hop_length=hop, length=y.shape[-1])
     freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=n_fft)
     times = librosa.frames_to_time(np.arange(spec.shape[-1]), sr=SAMPLE_RATE, hop_length=hop)
     f0 = _melody_f0(y_harm, SAMPLE_RATE, times)
-    # Harmonic comb around k*f0: bump width grows with frequency (vibrato, bin spread).
     comb = np.zeros_like(mag)
-    bin_hz = freqs[1]
-    for t in np.flatnonzero(f0 > 0):
-        k = np.arange(1, int(min(8000.0, freqs[-1]) // f0[t]) + 1)
-        centres = k * f0[t]
-        width = np.maximum(1.5 * bin_hz, 0.02 * centres)
-        comb[:, t] = np.exp(-0.5 * ((freqs[:, None] - centres[None]) / width[None]) ** 2).max(axis=1)
+    voiced = np.flatnonzero(f0 > 0)
+    comb[:, voiced] = _harmonic_comb(freqs, f0[voiced])
     vocal_mask = harm_mask * comb
     low = np.clip((300.0 - freqs) / 150.0, 0.0, 1.0)[:, None]  # 1 below 150 Hz, 0 above 300 Hz
     rest = harm_mask * (1.0 - comb)

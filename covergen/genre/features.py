@@ -81,7 +81,9 @@ def gtzan_columns(y: np.ndarray) -> dict[str, float]:
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=_N_FFT, hop_length=_HOP_SAMPLES)  # edge padding
 
     # Old librosa.effects.hpss: inverse STFT without `length=`, then zero-padded to len(y).
-    stft_harm, stft_perc = librosa.decompose.hpss(stft)
+    from ..hpss import hpss
+
+    stft_harm, stft_perc = hpss(stft)
     harmony = librosa.util.fix_length(librosa.istft(stft_harm, hop_length=_HOP_SAMPLES, dtype=y.dtype), size=y.size)
     perceptr = librosa.util.fix_length(librosa.istft(stft_perc, hop_length=_HOP_SAMPLES, dtype=y.dtype), size=y.size)
 
