@@ -159,3 +159,36 @@ def test_melody_notes_on_a_known_phrase():
     velocity = {n.pitch: n.velocity for n in got}
     assert velocity[59] < velocity[71] - 10  # -10 dB sounds softer
     assert timbre.melody_notes(np.zeros(SR, np.float32), sample_rate=SR) == []
+
+
+def test_release_tail_holds_the_note_it_ends(sax):
+    """A note, a 0.2 s rest, a note an octave higher: the release tail after the first note keeps its
+    pitch (the synth never glides towards the next note while the tail still sounds; the first
+    version did, 115 cents sharp 30 ms into the tail)."""
+    y = _phrase([(0.3, 0.6, 60, 1.0), (1.1, 0.6, 72, 1.0)], 2.0, vibrato_cents=0.0)
+    out, info = timbre.transfer_stem(y[None], sample_rate=SR, instrument=sax)
+    f_out = _pyin(out[0])
+    t = np.arange(len(f_out)) * 256 / SR
+    tail = (t > 0.9) & (t < 1.05) & np.isfinite(f_out)  # after the first note: only its release sounds
+    assert tail.sum() >= 2, "the release is audible"
+    cents = 1200 * np.log2(f_out[tail] / (440 * 2 ** ((60 - 69) / 12) * 2.0 ** info["octave_shift"]))
+    assert np.all(np.abs(cents) < 50), cents
+
+
+def test_f0_between_played_stretches_is_held_then_taken_by_the_next_note():
+    from covergen.timbre.transfer import _ATTACK_FRAMES, _RELEASE_FRAMES, _f0_through, _gate
+
+    f0 = np.full(60, 300.0)  # what the tracker followed in the gaps: bleed, never played
+    played = np.zeros(60, bool)
+    f0[:10], played[:10] = 200.0, True  # note A
+    f0[14:24], played[14:24] = 250.0, True  # note B after a 4-frame consonant: the gate dips, never closes
+    f0[50:], played[50:] = 400.0, True  # note C after a rest longer than release + attack
+    got = _f0_through(f0, played)
+    assert np.all(_gate(played)[10:14] > 0)
+    # In the short gap the release of A holds 200 Hz until the attack of B is the stronger ramp.
+    assert list(got[10:14]) == [200.0, 200.0, 200.0, 250.0]
+    assert np.all(got[24:24 + _RELEASE_FRAMES - 1] == 250.0)  # B's release tail (its last step is silent)
+    assert np.all(got[50 - _ATTACK_FRAMES + 1:50] == 400.0)  # C's attack
+    rest = got[24 + _RELEASE_FRAMES - 1:50 - _ATTACK_FRAMES + 1]  # silent: a glide, never the bleed's 300 Hz jump
+    assert np.all((rest > 250.0) & (rest < 400.0)) and np.all(np.diff(rest) > 0)
+    assert np.all(got[played] == f0[played])

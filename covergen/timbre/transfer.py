@@ -184,15 +184,35 @@ def _gate(mask: np.ndarray) -> np.ndarray:
 
 
 def _f0_through(f0_hz: np.ndarray, played: np.ndarray) -> np.ndarray:
-    """f0 interpolated in log frequency through the played frames only (held before the first and after the last).
+    """The f0 the synth plays: the tracked f0 on played frames; between played stretches the last
+    played pitch is held while its release (`_gate`) sounds and the next one while its attack sounds
+    (the louder ramp wins where they overlap), gliding in log frequency only where both ramps are
+    silent; held before the first played frame and after the last.
 
-    Rests and release tails then glide between the played notes, never towards bleed the tracker followed.
+    So a release tail keeps its note's pitch and never glides towards the next note (or towards bleed
+    the tracker followed). History: the first version glided through every unplayed frame, so tails
+    slid towards the next note while the voice still held the old one; on the dev set (benchmarks/
+    dev_melody.py --misses) the synth's f0 then matched the clean vocal on 36.9 % of the sounding
+    tail frames voiced in both, holding them 44.1 %.
     """
+    f0 = np.asarray(f0_hz, np.float64)
     idx = np.flatnonzero(played)
     if len(idx) == 0:
         return np.asarray(f0_hz, np.float32)
-    log_f0 = np.interp(np.arange(len(f0_hz)), idx, np.log2(np.asarray(f0_hz, np.float64)[idx]))
-    return (2.0 ** log_f0).astype(np.float32)
+    log_f0 = np.log2(np.maximum(f0, 1e-3))
+    k = np.arange(len(f0))
+    prev = idx[np.clip(np.searchsorted(idx, k, side="right") - 1, 0, len(idx) - 1)]
+    nxt = idx[np.clip(np.searchsorted(idx, k, side="left"), 0, len(idx) - 1)]
+    # The gate's linear ramps (before the raised cosine): the release of `prev`, the attack into `nxt`.
+    release = np.where(prev <= k, 1.0 - (k - prev) / _RELEASE_FRAMES, 0.0)
+    attack = np.where(nxt >= k, 1.0 - (nxt - k) / _ATTACK_FRAMES, 0.0)
+    glide = np.interp(k, idx, log_f0[idx])  # log-frequency line through the played frames
+    out = np.where((release > 0) & (release >= attack), log_f0[prev],
+                   np.where(attack > 0, log_f0[nxt], glide))
+    out[k < idx[0]] = log_f0[idx[0]]
+    out[k > idx[-1]] = log_f0[idx[-1]]
+    out[idx] = log_f0[idx]
+    return (2.0 ** out).astype(np.float32)
 
 
 def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrument, octave="auto",
