@@ -411,3 +411,20 @@ def test_a_style_edit_changes_the_score_without_code():
     style2 = replace(style, parts=(kick_only,) + style.parts[1:])
     events = [e for e in arrange.score(sheet(bars=4), style2, seed=0, humanise=False) if e.part == "drums"]
     assert {e.pitch for e in events} == {36} and [e.beat for e in events] == [0.0, 4.0, 8.0, 12.0]
+
+
+def test_a_vocal_stem_far_under_the_song_is_reported_as_an_instrumental(caplog):
+    """The arranged cover keeps the vocal stem as its tune: 20 LU under the song (an instrumental's stem) gets a
+    one-line warning and a note in the report; 5 LU under (a sung song's) only the measured level."""
+    from covergen import mix, pipeline
+
+    rng = np.random.default_rng(0)
+    stem = (0.1 * rng.standard_normal((2, 44100 * 4))).astype(np.float32)
+    level = mix.integrated_lufs(stem, sample_rate=44100)
+    for under, warned in ((20.0, True), (5.0, False)):
+        report, entry = {"input": {"lufs": level + under}}, {}
+        caplog.clear()
+        pipeline._instrumental_warning(stem, 44100, report, entry, "song.wav")
+        assert entry["vocals_under_song_lu"] == pytest.approx(under, abs=0.1)
+        assert ("warning" in entry) == warned
+        assert ("an instrumental?" in caplog.text) == warned
