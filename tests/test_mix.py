@@ -61,6 +61,21 @@ def test_stretch_changes_tempo_not_pitch(demo_song):
     assert out.shape[1] == pytest.approx(y.shape[1] * 120 / 105, rel=0.01)
 
 
+def test_a_monophonic_stretch_keeps_pitch_and_takes_the_new_length():
+    """The melody's stretch (Rubber Band R2): a 330 Hz voice-like tone with vibrato, 12% slower, keeps its
+    median pitch within 10 cents and lasts 1/rate as long."""
+    import librosa
+
+    sr, rate = 22050, 0.88
+    t = np.arange(3 * sr) / sr
+    phase = 2 * np.pi * np.cumsum(330 * 2 ** (0.3 / 12 * np.sin(2 * np.pi * 5.5 * t))) / sr
+    y = sum(0.2 / k * np.sin(k * phase) for k in range(1, 6)).astype(np.float32)[None]
+    out = mix.stretch(y, sample_rate=sr, rate=rate, monophonic=True)
+    assert out.shape[1] == pytest.approx(y.shape[1] / rate, rel=0.005)
+    f0, voiced, _ = librosa.pyin(out[0], fmin=200, fmax=500, sr=sr)
+    assert 1200 * abs(np.log2(np.nanmedian(f0[voiced]) / 330)) < 10
+
+
 def test_a_long_stretch_goes_in_pieces_joined_without_clicks(demo_song, monkeypatch):
     """Long signals are stretched in pieces cut at quiet moments (bounded memory): the length and tempo are
     the whole stretch's, and the joins add no click (no sample step larger than the whole stretch has there)."""
