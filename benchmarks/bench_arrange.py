@@ -320,8 +320,10 @@ def memory() -> dict | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
-    return {"source": "bench/memory.json (benchmarks.bench_memory)", "minutes": data.get("minutes"),
-            "genre": data.get("genre"), "peak_gb": data.get("peak_gb"), "wall_s": data.get("seconds"),
+    runs = data.get("runs", [data])  # one run per song length (the 10-minute one is the goal's)
+    run = min(runs, key=lambda r: abs((r.get("minutes") or 0) - 10.0))
+    return {"source": "bench/memory.json (benchmarks.bench_memory)", "minutes": run.get("minutes"),
+            "genre": run.get("genre"), "peak_gb": run.get("peak_gb"), "wall_s": run.get("seconds"),
             "commit": data.get("environment", {}).get("commit"), "date": data.get("environment", {}).get("date")}
 
 
