@@ -163,12 +163,17 @@ _STRETCH_CONTEXT_S = 1.0
 _STRETCH_FADE_S = 0.02
 
 
+# (name in the report, pedalboard.time_stretch options) by `monophonic`; see `_stretch_whole`
+_STRETCH_ENGINES = {False: ("rubberband-r3", {"high_quality": True, "transient_mode": "mixed"}),
+                    True: ("rubberband-r2", {"high_quality": False})}
+
+
 def _stretch_whole(y: np.ndarray, sample_rate: int, rate: float, monophonic: bool = False) -> np.ndarray:
     """Rubber Band's R3 ("finer") engine, transients mixed; R2 (the standard engine, its defaults) for a
     monophonic line: on the spleeter vocals of four dev songs (30 s each, rate 0.88) R2 came closer to the
     original (log-spectral distance of the stretch against the original's time-mapped frames 5.1-5.3 dB
     vs R3's 9.0-11.0; stretched and back, 6.0-6.5 vs 9.3-12.0) at a quarter of the CPU time."""
-    options = {"high_quality": False} if monophonic else {"high_quality": True, "transient_mode": "mixed"}
+    options = _STRETCH_ENGINES[monophonic][1]
     out = pb.time_stretch(np.ascontiguousarray(y, dtype=np.float32), sample_rate, stretch_factor=rate, **options)
     return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -376,13 +381,14 @@ def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[s
     if not bus.flags.writeable or not bus.flags.c_contiguous:
         bus = np.ascontiguousarray(bus).copy()
     originals = ({"vocals": melody} if melody is not None else {}) | kept
+    monophonic = {name: name == "vocals" for name in originals}  # the melody is one line; kept stems are not
     for name, y in originals.items():
         layer = stretch(_stem_bus(y, preset.stems.get(name, StemPreset()), sample_rate),
-                        sample_rate=sample_rate, rate=tempo_ratio, monophonic=name == "vocals")
+                        sample_rate=sample_rate, rate=tempo_ratio, monophonic=monophonic[name])
         if layer.shape[-1] > bus.shape[-1]:  # a layer that outlasts the band (it ends with a bar's tail)
             bus = np.pad(bus, ((0, 0), (0, layer.shape[-1] - bus.shape[-1])))
         bus[:, :layer.shape[-1]] += layer
         del layer
     out = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
     return out, {"layers": ["band", *sorted(originals)], "stretch_rate": tempo_ratio,
-                 "stretch_engine": {name: "rubberband-r2" if name == "vocals" else "rubberband-r3" for name in originals}}
+                 "stretch_engine": {name: _STRETCH_ENGINES[mono][0] for name, mono in monophonic.items()}}
