@@ -8,6 +8,17 @@ the chart: the bass plays chord degrees, walking picks and chromatic approaches;
 pads play voicings built only from the chord's pitch classes (after the style's extensions),
 voice-led from one chord to the next. Swing moves off-beats, humanisation jitters timing and
 velocity, both seeded.
+
+The song's form frames this (`song_form`): phrases and sections count from the bar the melody comes
+in on, so fills fall at the ends of the tune's 4/8-bar phrases and the crash where the tune starts.
+Where a part's style gives `intro`/`outro` patterns it plays them there; otherwise, as a session band
+would:
+- intro: the drums keep time on the groove's hats, ride, cross-stick and hand percussion only (no kick,
+  snare, toms or crash) and play their fill in the intro's last bar to bring the band in; bass,
+  comping and pads play as usual.
+- outro: the band plays on (grooves and phrase-end fills), with the section-start hits (a crash) on
+  the outro's first bar, the bar after the tune ends, and the ending in the last bar.
+A song without a tracked melody has no form, and its score is exactly what it was without one.
 """
 from __future__ import annotations
 
@@ -19,10 +30,16 @@ import numpy as np
 from ..leadsheet import NO_CHORD, QUALITIES, LeadSheet, chord_pitch_classes, parse_chord
 from .styles import DRUMS, Part, Style
 
-__all__ = ["Event", "score", "swing_beat", "played_chord"]
+__all__ = ["Event", "Form", "score", "song_form", "swing_beat", "played_chord", "MAX_FORM_BARS"]
 
 log = logging.getLogger(__name__)
 _DRUM_LENGTH_BEATS = 0.25
+MAX_FORM_BARS = 8   # a longer stretch without the tune is a solo or a lost melody, not an intro/outro
+_RUN_NOTES = 3      # the tune has begun when this many notes follow each other (see song_form)
+# what the drums keep of their groove in an intro without its own pattern: time, not backbeat
+_INTRO_DRUMS = frozenset({"hihat_closed", "hihat_pedal", "hihat_open", "ride", "ride_bell", "cross_stick",
+                          "side_stick", "tambourine", "shaker", "cabasa", "maracas", "claves", "cowbell",
+                          "bongo_high", "bongo_low", "conga_high", "conga_low"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +50,57 @@ class Event:
     length_beats: float
     pitch: int
     velocity: int
+
+
+@dataclass(frozen=True)
+class Form:
+    """The bars around the tune: `intro_bars` whole bars before the bar the melody comes in on (counted
+    from the first downbeat; a pickup before them is played as intro too), `outro_bars` whole bars after
+    the bar it ends in. Form() is a song without either."""
+    intro_bars: int = 0
+    outro_bars: int = 0
+
+    def __post_init__(self):
+        if self.intro_bars < 0 or self.outro_bars < 0:
+            raise ValueError(f"{self}: bar counts must be >= 0")
+
+
+def song_form(sheet: LeadSheet) -> Form:
+    """The song's intro and outro, from where its melody comes in and where it ends.
+
+    The tune comes in at the first note that starts a run of 3 notes, each beginning less than a bar
+    after the previous one ends: a stray blip in the intro (a count-in, a tracker's false note) is not
+    the tune. A first note in the last beat of a bar (bars of 3+ beats) is a pickup: the tune comes in
+    on the next bar. The tune ends at the end of the last note of such a run; a note ringing less than a
+    quarter beat past a barline ends in the bar before. Intro: the bars before the tune's first bar;
+    outro: the whole bars after its last. More than MAX_FORM_BARS (8) is not an intro/outro but a stretch
+    the band plays through (a solo, or a tune the tracker lost), so 0. No melody, or too few notes for a
+    run (an instrumental, or a vocal the analysis did not track), gives Form(): without a tune there is
+    nothing to frame, and guessing would thin out the drums of a song whose tune was merely missed.
+    """
+    notes = sorted(sheet.melody, key=lambda n: n.onset_s)
+    bars = _bars_in_phrases(sheet)
+    if len(notes) < _RUN_NOTES or len(sheet.beats_s) < 2 or not bars:
+        return Form()
+    index = np.arange(len(sheet.beats_s), dtype=float)
+    on = np.interp([n.onset_s for n in notes], sheet.beats_s, index)
+    off = np.interp([n.end_s for n in notes], sheet.beats_s, index)
+    linked = on[1:] - off[:-1] < sheet.beats_per_bar  # note k + 1 follows note k within a bar
+    runs = [k for k in range(len(notes) - _RUN_NOTES + 1) if linked[k:k + _RUN_NOTES - 1].all()]
+    if not runs:
+        return Form()
+
+    def bar_of(beat: float) -> int:
+        return next(i for i, (b, _) in enumerate(bars) if b[0] <= beat < b[-1] + 1 or i == len(bars) - 1)
+
+    first = bar_of(int(on[runs[0]]))
+    if len(bars[first][0]) >= 3 and int(on[runs[0]]) == bars[first][0][-1] and first + 1 < len(bars):
+        first += 1  # a pickup into the next bar
+    last = bar_of(int(max(off[runs[-1] + _RUN_NOTES - 1] - 0.25, on[runs[-1] + _RUN_NOTES - 1])))
+    intro = max(0, bars[first][1])
+    outro = sum(1 for b, n in bars[last + 1:] if len(b) == sheet.beats_per_bar and n >= 0)
+    return Form(intro_bars=intro if intro <= MAX_FORM_BARS else 0,
+                outro_bars=outro if outro <= MAX_FORM_BARS else 0)
 
 
 def swing_beat(beat: float, ratio: float, subdivision_beats: float = 0.5) -> float:
@@ -263,13 +331,19 @@ def _bars_in_phrases(sheet: LeadSheet) -> list[tuple[list[int], int]]:
     return out
 
 
+def _time_keeping(alternatives: tuple) -> tuple:
+    """A drum groove's alternatives with only the time-keeping instruments (_INTRO_DRUMS)."""
+    return tuple(tuple(s for s in alt if s[0] in _INTRO_DRUMS) for alt in alternatives)
+
+
 def score(lead_sheet: LeadSheet, style: Style, *, seed: int, tempo_ratio: float = 1.0,
-          humanise: bool = True) -> list[Event]:
+          humanise: bool = True, form: Form | None = None) -> list[Event]:
     """The band's note events for `lead_sheet` in `style`, sorted by beat.
 
     `tempo_ratio` (> 1 faster) is the tempo change the cover makes: it sets the tempo the style
     sees (swing ratio, brushes) and the length of a millisecond in beats. `humanise=False` gives the
-    swung grid alone (for tests and for reading the score).
+    swung grid alone (for tests and for reading the score). `form` is the intro/outro to play,
+    `song_form(lead_sheet)` when None; Form() plays the song through without either.
     """
     # two streams: choices (patterns, walking notes) and humanisation, so the unhumanised score has
     # exactly the humanised one's notes
@@ -289,6 +363,9 @@ def score(lead_sheet: LeadSheet, style: Style, *, seed: int, tempo_ratio: float 
     bpb = lead_sheet.beats_per_bar
     bars = _bars_in_phrases(lead_sheet)
     last_bar = max((number for _, number in bars), default=0)
+    form = song_form(lead_sheet) if form is None else form
+    last_whole = max((number for bar, number in bars if len(bar) == bpb), default=last_bar)
+    first_outro = last_whole - form.outro_bars + 1 if form.outro_bars else last_bar + 1
     events: list[Event] = []
 
     def emit(part: Part, grid_beat: float, length: float, pitch: int, velocity: int) -> None:
@@ -310,25 +387,40 @@ def score(lead_sheet: LeadSheet, style: Style, *, seed: int, tempo_ratio: float 
     for part in style.parts:
         layers_by_name = {name: _pattern(patterns, bpb) for name, patterns in
                           (("groove", part.groove), ("fill", part.fill), ("section", part.section_start),
-                           ("ending", part.ending))}
+                           ("ending", part.ending), ("intro", part.intro), ("outro", part.outro))}
+        intro_default = part.is_drums and not layers_by_name["intro"]
+        if intro_default:
+            layers_by_name["intro"] = _time_keeping(layers_by_name["groove"])
         bass = _Bass(part, rng) if part.role == "bass" else None
         arp_index = 0
         chosen: dict[str, int] = {}
         for bar, number in bars:
             start = bar[0]
             offset = bpb - len(bar) if number < 0 else 0  # a pickup is the end of a bar
+            phrase_bar = number - form.intro_bars  # phrases count from the tune's first bar
+            in_intro = form.intro_bars > 0 and number < form.intro_bars
             if layers_by_name["ending"] and number == last_bar and len(bar) == bpb:
                 names = ["ending"]
-            elif layers_by_name["fill"] and number % style.phrase_bars == style.phrase_bars - 1 and number != last_bar:
+            elif in_intro and layers_by_name["intro"] and not intro_default:
+                names = ["intro"]
+            elif number >= first_outro and layers_by_name["outro"]:
+                names = ["outro"]
+            elif (layers_by_name["fill"] and phrase_bar % style.phrase_bars == style.phrase_bars - 1
+                  and number != last_bar):
                 names = ["fill"]
+            elif in_intro and layers_by_name["intro"]:
+                names = ["intro"]
             else:
                 names = ["groove"]
-            if layers_by_name["section"] and number >= 0 and number % style.section_bars == 0:
+            if layers_by_name["section"] and (number == first_outro or
+                                              phrase_bar >= 0 and phrase_bar % style.section_bars == 0):
                 names.append("section")
             for name in names:
                 alternatives = layers_by_name[name]
-                cycle = number % _pattern_bars(alternatives, bpb, part.is_drums)
-                if name != "groove" or name not in chosen or cycle == 0:  # a groove keeps its choice for its length
+                anchor = first_outro if name == "outro" else form.intro_bars
+                cycle = (number - anchor) % _pattern_bars(alternatives, bpb, part.is_drums)
+                # a groove (an intro, an outro) keeps its choice for its length
+                if name not in ("groove", "intro", "outro") or name not in chosen or cycle == 0:
                     chosen[name] = int(rng.integers(len(alternatives))) if len(alternatives) > 1 else 0
                 for step in alternatives[chosen[name]]:
                     local = (step[1] if part.is_drums else step[0]) - cycle * bpb - offset

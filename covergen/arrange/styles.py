@@ -13,6 +13,13 @@ a list of alternatives picked per bar by the seeded generator, and fills for phr
 Steps are `[beat, velocity]` per drum (drums), `[beat, length_beats, tone, velocity]` (bass) and
 `[beat, length_beats, velocity]` (comping, pad). Every key is validated on load; a mistake raises
 PresetError naming the file and the key, in one line.
+
+Pattern layers per part, all of that shape: `groove` (required), `fill` (phrase ends), `section_start`
+(added on a section's first bar), `ending` (the last bar), and `intro` / `outro`, played in the bars
+before the melody comes in and after it ends (`score.song_form`). Without `intro`/`outro` the score
+module's defaults apply (in the intro the drums keep time on hats, ride and cross-stick only):
+
+    intro.4 = { ride = [[0, 70], [1, 60], [2, 70], [3, 60]], hihat_pedal = [[1, 60], [3, 60]] }
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ _STYLE_KEYS = {"name", "description", "subdivision_beats", "swing", "humanise_ms
                "phrase_bars", "section_bars", "drums_on_no_chord", "extensions", "slow_below_bpm", "parts",
                "master", "character"}
 _PART_KEYS = {"role", "instrument", "kit", "slow_kit", "soundfont", "range", "voicing", "voice", "arpeggio",
-              "delay_ms", "groove", "fill", "section_start", "ending", "mix"}
+              "delay_ms", "groove", "fill", "section_start", "ending", "intro", "outro", "mix"}
 _CHARACTER_KEYS = {"vinyl_crackle_db", "tape_hiss_db", "tape_drive_db"}
 
 
@@ -80,6 +87,8 @@ class Part:
     fill: dict[int, tuple] = field(default_factory=dict)
     section_start: dict[int, tuple] = field(default_factory=dict)
     ending: dict[int, tuple] = field(default_factory=dict)
+    intro: dict[int, tuple] = field(default_factory=dict)   # bars before the melody; a default when empty
+    outro: dict[int, tuple] = field(default_factory=dict)   # bars after the melody; a default when empty
     mix: object = None               # presets.StemPreset: EQ, distortion, compressor, gain, reverb, pan
 
     @property
@@ -266,7 +275,7 @@ def _part(name: str, table, where: str) -> Part:
         kwargs["arpeggio"] = table["arpeggio"]
     if "delay_ms" in table:
         kwargs["delay_ms"] = _number(table["delay_ms"], f"{where}.delay_ms", -50, 80)
-    for key in ("groove", "fill", "section_start", "ending"):
+    for key in ("groove", "fill", "section_start", "ending", "intro", "outro"):
         if key in table:
             kwargs[key] = _patterns(table[key], role, f"{where}.{key}")
     if not kwargs.get("groove"):
