@@ -176,3 +176,11 @@ def test_a_malformed_intro_or_outro_fails_in_one_line(tmp_path, extra, words):
         band(tmp_path, drums_extra=extra)
     message = str(err.value)
     assert "\n" not in message and all(w in message for w in words), message
+
+
+def test_arrange_reports_the_form_it_played(tmp_path):
+    s = with_tune(sheet(bars=8), 2, 5)
+    _, events, facts = arrange.arrange(s, band(tmp_path), seed=0, sample_rate=22050)
+    assert facts["form"] == {"intro_bars": 2, "outro_bars": 2}
+    # and the score it played is the framed one (humanised: a bar's edge moves by a few ms)
+    assert not [e for e in events if e.part == "drums" and e.pitch == KICK and e.beat < 3.5]
