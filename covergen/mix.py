@@ -75,12 +75,29 @@ def build_master_board(master: MasterPreset) -> pb.Pedalboard:
     return pb.Pedalboard(chain)
 
 
+_MAX_CUTOFF_OF_NYQUIST = 0.95
+
+
+def fit_filters(board: pb.Pedalboard, sample_rate: int) -> None:
+    """Pull high/low-pass cutoffs above the Nyquist frequency just under it: pedalboard's filters
+    there output inf (a style's 12 kHz low-pass on a 22.05 kHz song), while the filter the user asked
+    for leaves such a signal as it is, which a cutoff at 0.95 Nyquist nearly does."""
+    limit = _MAX_CUTOFF_OF_NYQUIST * sample_rate / 2
+    for plugin in board:
+        if isinstance(plugin, (pb.Pedalboard, pb.Chain)):  # a nested Pedalboard is iterated as a Chain
+            fit_filters(plugin, sample_rate)
+        elif isinstance(plugin, (pb.LowpassFilter, pb.HighpassFilter)) and plugin.cutoff_frequency_hz > limit:
+            plugin.cutoff_frequency_hz = limit
+
+
 def _process(board: pb.Pedalboard, chunk: np.ndarray, sample_rate: int, *, first: bool) -> np.ndarray:
     """Run one chunk of a longer signal through `board`, keeping the effects' state from the chunk before.
 
     Chunks of CHUNK_SAMPLES (a multiple of pedalboard's 8192-sample buffer) give bit-identical output
     to one call on the whole signal for every plugin the presets use (none has latency).
     """
+    if first:
+        fit_filters(board, sample_rate)
     return board(np.ascontiguousarray(chunk, dtype=np.float32), sample_rate, reset=first)
 
 

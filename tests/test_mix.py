@@ -30,6 +30,17 @@ def test_lowpass_removes_highs():
     assert 20 * np.log10(level(8000) / level(300)) < -30
 
 
+@pytest.mark.parametrize("kind", ["lowpass", "highpass"])
+def test_a_cutoff_above_nyquist_gives_finite_audio(kind):
+    """A style's 14 kHz filter on a 22.05 kHz song: pedalboard alone returns inf there."""
+    y = _noise(sr=22050)
+    board = mix.build_stem_board(StemPreset(eq=(EqBand(kind, 14000.0),)))
+    out = mix.process_in_place(board, y.copy(), 22050)
+    assert np.isfinite(out).all()
+    if kind == "lowpass":  # above the band: the signal passes (first order at 0.95 Nyquist, twice)
+        assert abs(20 * np.log10(np.std(out) / np.std(y))) < 3.0
+
+
 @pytest.mark.parametrize("sr", [22050, 44100, 48000])
 @pytest.mark.parametrize("level", [0.02, 0.9])
 def test_loudness_target_and_true_peak(sr, level):

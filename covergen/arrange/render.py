@@ -244,6 +244,8 @@ def _character(y: np.ndarray, sample_rate: int, character: dict[str, float], lev
         if character.get("tape_drive_db", 0) > 0 else None
     hiss_board = pb.Pedalboard([pb.HighpassFilter(2000), pb.LowpassFilter(9000)])
     crackle_board = pb.Pedalboard([pb.HighpassFilter(1500), pb.LowpassFilter(6000)])
+    for board in (hiss_board, crackle_board):
+        mix.fit_filters(board, sample_rate)
     hiss_gain = crackle_gain = None
     for start in range(0, y.shape[1], mix.CHUNK_SAMPLES):
         block = y[:, start:start + mix.CHUNK_SAMPLES]
@@ -319,6 +321,7 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
                     n = n or keep
                     bus, room = np.zeros((2, n), np.float32), np.zeros((2, n), np.float32)
                 board = mix.build_stem_board(replace(part.mix, reverb_wet=0.0, gain_db=0.0))
+                mix.fit_filters(board, sample_rate)
                 gain = _pan_gains(part.mix.pan) * np.float32(_balance_gain(wav, length, board, sample_rate,
                                                                            part.mix.gain_db))
                 send = np.float32(part.mix.reverb_wet + style.master.reverb_wet)
