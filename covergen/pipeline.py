@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, audio, folders, mix, presets, registry, separate
 from .errors import AudioContentError, AudioLoadError, CoverCheckError, OutputError, TransferError
-from .leadsheet import LeadSheet
+from .leadsheet import NO_CHORD, LeadSheet
 
 __all__ = ["Cover", "make_cover", "write_cover", "mix_stems", "read_stems_folder", "stems_folder_files",
            "transfer_file", "arrange_file", "read_lead_sheet", "lead_sheet_of", "analyse_file",
@@ -34,6 +34,9 @@ SILENT_STEM_DBFS = -50.0
 # Measured (60 s excerpts, spleeter): the shared sung songs 0.9-6.0 LU, the multitracks' true vocal stems 3.1-12.3;
 # instrumentals: Vibe Ace 27.8, ragtime piano 48.4, but Tchaikovsky's celesta 12.3 (the separator takes it for a voice).
 INSTRUMENTAL_VOCALS_LU = 15.0
+# Share of beats whose chords the analysis filled in (the recogniser heard none there) from which `make`
+# says so in one line: the band then plays the key's triads matched to the recording, not recognised chords.
+FILLED_CHORDS_WARN_SHARE = 0.25
 ProgressFn = Callable[[str, float], None]
 
 
@@ -268,6 +271,7 @@ def make_cover(
                                 "bars": len(sheet.bars()), "melody_notes": len(sheet.melody),
                                 "swing_ratio": sheet.swing_ratio, "cache_hit": analysis_info["cache_hit"],
                                 "chart": sheet.chart()}
+        _chord_warnings(sheet, report, str(song))
     with _stage(report, "separate", on_progress) as progress:
         if stems is None:  # the lead sheet came from the cache: separate (usually a stem-cache hit too)
             stems, sep_info = separate.separate(_stereo_at_work_rate(y_in, sr_in), sample_rate=rate,
@@ -283,8 +287,13 @@ def make_cover(
             reference = _reference(y_in, sr_in, preset)
     del y_in
     if arranged:
+        keep = None
+        if "no_chords" in report["lead_sheet"]:  # the band would rest all through: keep the original's harmony
+            keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
+            stems = _with_other(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
+            report["lead_sheet"]["no_chords"]["kept_stems"] = list(keep)
         out, transferred = _arranged_cover(sheet, stems, preset, report, name=str(song), seed=seed, output_rate=sr_in,
-                                           on_progress=on_progress)
+                                           on_progress=on_progress, keep=keep)
     else:
         with _stage(report, "transfer", on_progress) as progress:
             transferred = _transfer(stems, preset, rate, report, progress, seed=seed)
@@ -330,6 +339,34 @@ def _instrumental_warning(vocals: np.ndarray, rate: int, report: dict, entry: di
         entry["warning"] = (f"the vocal stem is {how_far} under the song: an instrumental? The cover "
                             "carries its chords but little of its tune; --mode revoice keeps the original's parts")
         log.warning("%s: %s", name, entry["warning"])
+
+
+def _chord_warnings(sheet: LeadSheet, report: dict, name: str) -> None:
+    """Say in one line (and in report["lead_sheet"]) when the band has no chords to play, or plays chords the
+    analysis filled in from the key because the recogniser heard none (analysis.FILL_MIN_BEATS)."""
+    entry = report["lead_sheet"]
+    n_beats = max(1, len(sheet.chords))
+    filled = int(sheet.source.get("filled_beats", 0))
+    entry["filled_beats"] = filled
+    if all(c == NO_CHORD for c in sheet.chords):
+        entry["no_chords"] = {"warning": "no chords found on any beat: the band has nothing to play, so the cover "
+                                         "keeps the original's other stem (its accompaniment) under the melody"}
+        log.warning("%s: %s", name, entry["no_chords"]["warning"])
+    elif filled >= FILLED_CHORDS_WARN_SHARE * n_beats:
+        entry["filled_warning"] = (f"the chord recogniser heard no chord on {filled} of {n_beats} beats; there the "
+                                   f"band plays {sheet.key}'s triads matched to the recording")
+        log.warning("%s: %s", name, entry["filled_warning"])
+
+
+def _with_other(stems: dict[str, np.ndarray], report: dict, *, separator: str, demucs_repo: Path | None,
+                use_cache: bool) -> dict[str, np.ndarray]:
+    """`stems` with the original's `other` stem, separated again (a stem-cache hit) when `make_cover` let it go."""
+    if "other" in stems:
+        return stems
+    y, sr = audio.load(Path(report["input"]["path"]))
+    again, _ = separate.separate(_stereo_at_work_rate(y, sr), sample_rate=separate.SAMPLE_RATE, separator=separator,
+                                 demucs_repo=demucs_repo, use_cache=use_cache, keep=("other",))
+    return {**stems, "other": again["other"]}
 
 
 def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict,
@@ -389,13 +426,7 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
                 "harmony (other stem) under the band", first.get("verdict"), first.get("score", 0.0))
     keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
     song = Path(report["input"]["path"])
-    if "other" not in stems:
-        y, sr = audio.load(song)
-        again, _ = separate.separate(_stereo_at_work_rate(y, sr), sample_rate=separate.SAMPLE_RATE,
-                                     separator=separator, demucs_repo=demucs_repo, use_cache=use_cache,
-                                     keep=("other",))
-        stems = {**stems, "other": again["other"]}
-        del y, again
+    stems = _with_other(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
     retry: dict = {"stages_s": report["stages_s"], "transfer": []}
     out, _ = _arranged_cover(sheet, stems, preset, retry, name=str(song), seed=seed, output_rate=sr_in,
                              on_progress=on_progress, keep=keep)
@@ -619,7 +650,7 @@ def read_lead_sheet(path: Path) -> LeadSheet:
         raise AudioLoadError(f"{path}: not a covergen lead sheet ({str(err).splitlines()[0]})") from None
 
 
-ANALYSIS_VERSION = "analysis-4"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
+ANALYSIS_VERSION = "analysis-5"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
 
 
 def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separator: str = "auto",
