@@ -258,11 +258,29 @@ def track_beats(y: np.ndarray, *, sample_rate: int) -> np.ndarray:
     return _track_beats(_beat_envelope(y22, _chroma(harmonic)))
 
 
+def _beat_peaks_s(envelope: np.ndarray, beats_s: np.ndarray) -> np.ndarray:
+    """Each beat moved forward to its onset's envelope peak (at most _SWING_PEAK_FRAMES): undoes the
+    tracker's walk back to where the onset starts rising."""
+    frames = np.clip(np.round(np.asarray(beats_s) * ANALYSIS_RATE / _BEAT_HOP).astype(int), 0, envelope.size - 1)
+    peaks = [f + int(np.argmax(envelope[f:f + _SWING_PEAK_FRAMES])) for f in frames]
+    return np.asarray(peaks, dtype=float) * _BEAT_HOP / ANALYSIS_RATE
+
+
+# The swing measure compares envelope peaks with envelope peaks. Measured from the beats as tracked (onset
+# starts, up to 35/70 ms before their peaks) while the off-beat is found at its peak, the off-beat came out
+# late by the walk back: at 172 BPM a third of the way to triplet swing. Rendered shuffles (leadsheet_songs)
+# true 1.70/1.56/1.65 measured 2.77/2.03/2.21 that way, 1.73/1.61/1.67 peak to peak. 8 frames: the longest
+# walk back (_SOFT_ONSET_LOOKBACK_FRAMES) plus the half frame and rounding.
+_SWING_PEAK_FRAMES = _SOFT_ONSET_LOOKBACK_FRAMES + 2
+
+
 def _swing_ratio(envelope: np.ndarray, beats_s: np.ndarray) -> float:
     """Long/short ratio of the off-beat eighth: where, between two beats, the strongest onset in the
-    middle half falls (0.5 straight, 0.667 triplet swing), median over beats that have one."""
+    middle half falls (0.5 straight, 0.667 triplet swing), median over beats that have one; beats and
+    off-beats are both taken at their envelope peaks (`_beat_peaks_s`)."""
     frames_s = np.arange(envelope.size) * _BEAT_HOP / ANALYSIS_RATE
     positions = []
+    beats_s = _beat_peaks_s(envelope, beats_s)
     for a, b in zip(beats_s[:-1], beats_s[1:]):
         inside = (frames_s > a + 0.4 * (b - a)) & (frames_s < a + 0.78 * (b - a))
         if inside.sum() < 3:

@@ -650,7 +650,7 @@ def read_lead_sheet(path: Path) -> LeadSheet:
         raise AudioLoadError(f"{path}: not a covergen lead sheet ({str(err).splitlines()[0]})") from None
 
 
-ANALYSIS_VERSION = "analysis-5"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
+ANALYSIS_VERSION = "analysis-6"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
 
 
 def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separator: str = "auto",
