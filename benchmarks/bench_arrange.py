@@ -217,8 +217,11 @@ def _cover_row(report: dict, target: str) -> dict:
             "rtf": report.get("real_time_factor"), "stages_s": report.get("stages_s")}
 
 
+MODES = ("arrange", "revoice")
+
+
 def one_file(name: str, kind: str, source, genres: list[str], work: Path, on_genre=None, *,
-             excerpt_s: float = EXCERPT_S) -> dict:
+             excerpt_s: float = EXCERPT_S, modes: tuple[str, ...] = MODES) -> dict:
     """Every genre (arranged and revoiced), the band's harmony and timing, on one file with its own cache.
     `on_genre(row)` is called after each genre with the row so far."""
     path, facts = materialise(name, kind, source, work, excerpt_s)
@@ -230,7 +233,7 @@ def one_file(name: str, kind: str, source, genres: list[str], work: Path, on_gen
             preset = presets.load(genre)
             target = preset.genre_label
             entry: dict = {"target_label": target}
-            for mode in ("arrange", "revoice"):
+            for mode in modes:
                 t0 = time.perf_counter()
                 try:
                     cover = pipeline.make_cover(path, genre=genre, mode=mode)
@@ -457,8 +460,10 @@ def markdown(result: dict, *, heading: str = "## Arranged covers (`covergen make
 
 
 def run(*, files: list[int] | None = None, genres: list[str] | None = None, with_covers: bool = True,
-        with_speed: bool = True, excerpt_s: float = EXCERPT_S, on_progress=None) -> dict:
-    """The whole bench (or a subset); `on_progress(result so far)` after each genre of each file."""
+        with_speed: bool = True, excerpt_s: float = EXCERPT_S, modes: tuple[str, ...] = MODES,
+        on_progress=None) -> dict:
+    """The whole bench (or a subset); `on_progress(result so far)` after each genre of each file.
+    `modes=("arrange",)` leaves out the revoice covers (the *before* column), half the time."""
     genres = genres or GENRES
     todo = inputs()
     todo = [todo[i] for i in files] if files is not None else todo
@@ -474,7 +479,8 @@ def run(*, files: list[int] | None = None, genres: list[str] | None = None, with
 
     with tempfile.TemporaryDirectory() as work:
         for name, kind, source in (todo if with_covers else []):
-            rows.append(one_file(name, kind, source, genres, Path(work), on_genre=progress, excerpt_s=excerpt_s))
+            rows.append(one_file(name, kind, source, genres, Path(work), on_genre=progress, excerpt_s=excerpt_s,
+                                 modes=modes))
     result.update(files=rows, covers_s=round(time.perf_counter() - t0, 1))
     if with_speed:
         result["speed"] = speed()
@@ -524,6 +530,7 @@ def main() -> None:
     parser.add_argument("--genres", nargs="*", default=None)
     parser.add_argument("--no-covers", action="store_true")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--no-revoice", action="store_true", help="arranged covers only (no *before* column)")
     parser.add_argument("--excerpt-s", type=float, default=EXCERPT_S, help="length of the excerpt of long files")
     parser.add_argument("--part", type=Path, default=None, help="write this process's part here (JSON), nothing else")
     parser.add_argument("--merge", type=Path, nargs="*", default=None, help="combine parts into bench/arrange.*")
@@ -538,7 +545,8 @@ def main() -> None:
                 args.part.write_text(json.dumps(partial, indent=2, default=float))
 
         result = run(files=files, genres=args.genres, with_covers=not args.no_covers,
-                     with_speed=not args.no_speed, excerpt_s=args.excerpt_s, on_progress=save)
+                     with_speed=not args.no_speed, excerpt_s=args.excerpt_s,
+                     modes=MODES[:1] if args.no_revoice else MODES, on_progress=save)
         if args.part:
             args.part.write_text(json.dumps(result, indent=2, default=float))
             return
