@@ -290,7 +290,7 @@ def make_cover(
         keep = None
         if "no_chords" in report["lead_sheet"]:  # the band would rest all through: keep the original's harmony
             keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
-            stems = _with_other(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
+            stems = _with_stems(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
             report["lead_sheet"]["no_chords"]["kept_stems"] = list(keep)
         out, transferred = _arranged_cover(sheet, stems, preset, report, name=str(song), seed=seed, output_rate=sr_in,
                                            on_progress=on_progress, keep=keep)
@@ -305,8 +305,10 @@ def make_cover(
         with _stage(report, "check", on_progress):
             report["cover_check"] = _cover_check(reference, out, sr_in)
         if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
-            out = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
-                         on_progress=on_progress, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
+            out, revoiced = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
+                                   on_progress=on_progress, separator=separator, demucs_repo=demucs_repo,
+                                   use_cache=use_cache)
+            transferred = transferred if revoiced is None else revoiced
         with _stage(report, "genre", on_progress):
             report["genre"] = _genre_shift(reference, out, sr_in, preset)
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
@@ -358,15 +360,16 @@ def _chord_warnings(sheet: LeadSheet, report: dict, name: str) -> None:
         log.warning("%s: %s", name, entry["filled_warning"])
 
 
-def _with_other(stems: dict[str, np.ndarray], report: dict, *, separator: str, demucs_repo: Path | None,
-                use_cache: bool) -> dict[str, np.ndarray]:
-    """`stems` with the original's `other` stem, separated again (a stem-cache hit) when `make_cover` let it go."""
-    if "other" in stems:
+def _with_stems(stems: dict[str, np.ndarray], report: dict, names: tuple[str, ...] = ("other",), *,
+                separator: str, demucs_repo: Path | None, use_cache: bool) -> dict[str, np.ndarray]:
+    """`stems` with the original's stems `names`, separated again (a stem-cache hit) when `make_cover` let them go."""
+    missing = tuple(name for name in names if name not in stems)
+    if not missing:
         return stems
     y, sr = audio.load(Path(report["input"]["path"]))
     again, _ = separate.separate(_stereo_at_work_rate(y, sr), sample_rate=separate.SAMPLE_RATE, separator=separator,
-                                 demucs_repo=demucs_repo, use_cache=use_cache, keep=("other",))
-    return {**stems, "other": again["other"]}
+                                 demucs_repo=demucs_repo, use_cache=use_cache, keep=missing)
+    return {**stems, **{name: again[name] for name in missing}}
 
 
 def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict,
@@ -417,16 +420,19 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
 
 def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict, *,
            seed: int, reference: _Reference, sr_in: int, on_progress: ProgressFn | None, separator: str,
-           demucs_repo: Path | None, use_cache: bool) -> np.ndarray:
-    """The arranged cover failed the cover check (e.g. wrong chords): mix again keeping the original
-    `other` stem (its harmony) under the band, check again, and say what happened in one line.
-    `other` is separated again (a stem-cache hit) when `make_cover` let it go."""
+           demucs_repo: Path | None, use_cache: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+    """The arranged cover failed the cover check (e.g. wrong chords, or an instrumental whose tune is not in
+    the vocal stem): mix again keeping the original `other` stem (its harmony) under the band and check
+    again; if that fails too, re-voice the original's parts (the revoice mode) and keep whichever of the
+    two the check scores higher. Each step is one line and an entry in report["guard"]. `other` (and for
+    the re-voicing drums and bass) are separated again (stem-cache hits) when `make_cover` let them go.
+    Returns (cover, the re-voiced stems if the re-voicing was kept, else None)."""
     first = report["cover_check"]
     log.warning("the arranged cover did not pass the cover check (%s, score %.3f); keeping the original "
                 "harmony (other stem) under the band", first.get("verdict"), first.get("score", 0.0))
     keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
     song = Path(report["input"]["path"])
-    stems = _with_other(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
+    stems = _with_stems(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
     retry: dict = {"stages_s": report["stages_s"], "transfer": []}
     out, _ = _arranged_cover(sheet, stems, preset, retry, name=str(song), seed=seed, output_rate=sr_in,
                              on_progress=on_progress, keep=keep)
@@ -435,10 +441,30 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
                        "kept_stems": list(keep), "second_check": second}
     report["mix"] = retry["mix"]
     report["cover_check"] = second
-    if second.get("verdict") not in (None, "cover"):
-        log.warning("the cover still does not pass the cover check (%s, score %.3f); --mode revoice keeps the "
-                    "original's parts", second.get("verdict"), second.get("score", 0.0))
-    return out
+    if second.get("verdict") in (None, "cover"):
+        return out, None
+    log.warning("the cover still does not pass the cover check (%s, score %.3f); re-voicing the original's "
+                "parts instead (--mode revoice)", second.get("verdict"), second.get("score", 0.0))
+    stems = _with_stems(stems, report, separate.STEMS, separator=separator, demucs_repo=demucs_repo,
+                        use_cache=use_cache)
+    revoice: dict = {"stages_s": report["stages_s"], "transfer": []}
+    with _stage(report, "transfer", on_progress) as progress:
+        transferred = _transfer(stems, preset, separate.SAMPLE_RATE, revoice, progress, seed=seed)
+    with _stage(report, "mix", on_progress):
+        revoiced, facts = mix.render({**stems, **transferred}, sample_rate=separate.SAMPLE_RATE, preset=preset,
+                                     tempo_bpm=sheet.tempo_bpm, output_sample_rate=sr_in)
+    third = _cover_check(reference, revoiced, sr_in)
+    report["guard"]["revoice_check"] = third
+    if third.get("score", -np.inf) <= second.get("score", -np.inf):
+        log.warning("the re-voiced cover scores no better (%s, score %.3f); keeping the arranged one",
+                    third.get("verdict"), third.get("score", 0.0))
+        return out, None
+    report["guard"]["action"] = "re-voiced the original's parts (the revoice mode)"
+    report.update(mode="revoice", mix=facts, cover_check=third, transfer=report["transfer"] + revoice["transfer"])
+    if third.get("verdict") != "cover":
+        log.warning("the re-voiced cover does not pass the cover check either (%s, score %.3f)",
+                    third.get("verdict"), third.get("score", 0.0))
+    return revoiced, transferred
 
 
 def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,

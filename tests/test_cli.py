@@ -128,6 +128,35 @@ def test_guard_keeps_the_original_harmony_when_the_check_fails(jazz_cover, monke
     assert r["cover_check"] == r["guard"]["second_check"] and r["cover_check"]["verdict"] == "cover"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("revoice_better", [True, False])
+def test_guard_revoices_when_keeping_the_harmony_is_not_enough(jazz_cover, monkeypatch, revoice_better):
+    """Both arranged mixes rejected: the original's parts are re-voiced (the revoice mode), and the
+    re-voicing is kept only when the check scores it higher."""
+    from covergen import pipeline
+
+    song, *_ = jazz_cover
+    real_check = pipeline._cover_check
+    rejected = [{"status": "done", "verdict": "not a cover", "score": 0.05},
+                {"status": "done", "verdict": "not a cover", "score": 0.5 if not revoice_better else 0.06}]
+    verdicts = iter(rejected)
+    monkeypatch.setattr(pipeline, "_cover_check", lambda *a: next(verdicts, None) or real_check(*a))
+    if not revoice_better:  # the re-voicing's own check, made to score under the second
+        monkeypatch.setattr(pipeline, "_cover_check", lambda *a: next(verdicts, None) or
+                            {**real_check(*a), "score": 0.1, "verdict": "not a cover"})
+    cover = pipeline.make_cover(song, genre="jazz")
+    r = cover.report
+    assert r["guard"]["second_check"] == rejected[1] and "revoice_check" in r["guard"]
+    if revoice_better:
+        assert r["mode"] == "revoice" and "re-voiced" in r["guard"]["action"]
+        assert r["cover_check"] == r["guard"]["revoice_check"] and r["cover_check"]["verdict"] == "cover"
+        assert {t["stem"] for t in r["transfer"] if t.get("status") == "transferred"} >= {"vocals"}
+        assert set(cover.transferred) >= {"vocals"}  # --stems-dir writes the re-voiced stems
+    else:
+        assert r["mode"] == "arrange" and r["cover_check"] == rejected[1]
+        assert r["mix"]["kept_stems"] == ["other"]
+
+
 def _bad_inputs(tmp):
     cases = {"missing": (tmp / "missing.wav", "no such file")}
     (tmp / "empty.wav").write_bytes(b"")
