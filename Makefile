@@ -14,7 +14,7 @@ install: system-deps $(BIN)/covergen
 
 # Debian packages: fluidsynth + two General MIDI SoundFonts (training/test audio, the arranger's band),
 # Hydrogen's recorded drum kits (only `make models` needs them) and the AVL recorded drum kits as
-# SoundFonts (the arranger's jazz and rock drums; without them General MIDI kits): a failed install
+# SoundFonts (the arranger's jazz, bossa nova and rock drums; without them General MIDI kits): a failed install
 # of either kit package warns. Time-stretch uses pedalboard's built-in Rubber Band.
 system-deps:
 	@if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
@@ -26,7 +26,7 @@ system-deps:
 	    || echo "warning: hydrogen-drumkits not installed; make models needs it"; \
 	  avl="DEBIAN_FRONTEND=noninteractive apt-get install -y -qq avldrums.lv2-soundfont"; \
 	  dpkg -s avldrums.lv2-soundfont >/dev/null 2>&1 || sh -c "$$avl" || { apt-get update -qq && sh -c "$$avl"; } \
-	    || echo "warning: avldrums.lv2-soundfont not installed; the arranger's jazz and rock drums fall back to General MIDI kits"; \
+	    || echo "warning: avldrums.lv2-soundfont not installed; the arranger's jazz, bossa nova and rock drums fall back to General MIDI kits"; \
 	else echo "not root: install fluidsynth fluid-soundfont-gm musescore-general-soundfont hydrogen-drumkits avldrums.lv2-soundfont yourself"; fi
 
 $(BIN)/covergen: pyproject.toml
