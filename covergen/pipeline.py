@@ -289,7 +289,7 @@ def make_cover(
     if arranged:
         keep = None
         if "no_chords" in report["lead_sheet"]:  # the band would rest all through: keep the original's harmony
-            keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
+            keep = _keep_with_other(preset)
             stems = _with_stems(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
             report["lead_sheet"]["no_chords"]["kept_stems"] = list(keep)
         out, transferred = _arranged_cover(sheet, stems, preset, report, name=str(song), seed=seed, output_rate=sr_in,
@@ -358,6 +358,12 @@ def _chord_warnings(sheet: LeadSheet, report: dict, name: str) -> None:
         entry["filled_warning"] = (f"the chord recogniser heard no chord on {filled} of {n_beats} beats; there the "
                                    f"band plays {sheet.key}'s triads matched to the recording")
         log.warning("%s: %s", name, entry["filled_warning"])
+
+
+def _keep_with_other(preset: presets.GenrePreset) -> tuple[str, ...]:
+    """The stems the arranged mix keeps when the band alone does not carry the song: the preset's, and
+    the original's `other` (its harmony)."""
+    return tuple(dict.fromkeys(preset.band.keep + ("other",)))
 
 
 def _with_stems(stems: dict[str, np.ndarray], report: dict, names: tuple[str, ...] = ("other",), *,
@@ -430,7 +436,7 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
     first = report["cover_check"]
     log.warning("the arranged cover did not pass the cover check (%s, score %.3f); keeping the original "
                 "harmony (other stem) under the band", first.get("verdict"), first.get("score", 0.0))
-    keep = tuple(dict.fromkeys(preset.band.keep + ("other",)))
+    keep = _keep_with_other(preset)
     song = Path(report["input"]["path"])
     stems = _with_stems(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
     retry: dict = {"stages_s": report["stages_s"], "transfer": []}
