@@ -231,11 +231,10 @@ def _track_beats(envelope: np.ndarray) -> np.ndarray:
     (`_strong_level`), each beat moved back from the envelope's peak to where its onset starts rising (the
     first frame of the rise above 10% of the peak, at most 35 ms before, 70 ms for soft onsets), as a
     listener hears the note start."""
-    import librosa
+    from .beattrack import beat_frames
 
     bpm = _tempo_bpm(envelope)
-    _, frames = librosa.beat.beat_track(onset_envelope=envelope, sr=ANALYSIS_RATE, hop_length=_BEAT_HOP,
-                                        trim=True, bpm=bpm)
+    frames = beat_frames(envelope, bpm=bpm, frame_rate=ANALYSIS_RATE / _BEAT_HOP, trim=True)
     # the tracker's frame may sit beside the peak
     peaks = np.array([max(0, f - 2) + int(np.argmax(envelope[max(0, f - 2):f + 3]))
                       for f in np.asarray(frames, dtype=int)], dtype=int)

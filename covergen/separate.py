@@ -351,6 +351,11 @@ def _load_spleeter():
         raise SeparationError(str(err)) from None
 
 
+def _low_band(freqs: np.ndarray) -> np.ndarray:
+    """The bass stem's share of each STFT bin [shape=(freq, 1)]: 1 below 150 Hz, 0 above 300 Hz, linear between."""
+    return np.clip((300.0 - freqs) / 150.0, 0.0, 1.0).astype(np.float32)[:, None]
+
+
 def _dsp_accompaniment(acc: np.ndarray) -> dict[str, np.ndarray]:
     """drums / bass / other of an accompaniment [shape=(channels, samples)]: HPSS, then a low band; they sum to it."""
     import librosa
@@ -361,7 +366,7 @@ def _dsp_accompaniment(acc: np.ndarray) -> dict[str, np.ndarray]:
     spec = librosa.stft(acc, n_fft=n_fft, hop_length=hop)
     harm_mask, perc_mask = hpss(np.abs(spec).mean(axis=0), kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
     freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=n_fft)
-    low = np.clip((300.0 - freqs) / 150.0, 0.0, 1.0)[:, None]  # 1 below 150 Hz, 0 above 300 Hz
+    low = _low_band(freqs)
     masks = {"drums": perc_mask, "bass": harm_mask * low}
     out = {name: librosa.istft(spec * m, hop_length=hop, length=acc.shape[-1]).astype(np.float32)
            for name, m in masks.items()}
@@ -429,8 +434,9 @@ def _embedded_chunk(y: np.ndarray) -> dict[str, np.ndarray]:
     n_fft, hop = 4096, 1024
     spec = librosa.stft(y, n_fft=n_fft, hop_length=hop)  # (channels, freq, frames)
     mag = np.abs(spec).mean(axis=0)
-    harm_mask, perc_mask = hpss(mag, kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
-    y_harm = librosa.istft((spec * harm_mask).mean(axis=0), hop_length=hop, length=y.shape[-1])
+    harm_mask, _ = hpss(mag, kernel_size=(17, 31), power=2.0, mask=True, margin=1.0)
+    harm = librosa.istft(spec * harm_mask, hop_length=hop, length=y.shape[-1])
+    y_harm = harm.mean(axis=0)
     freqs = librosa.fft_frequencies(sr=SAMPLE_RATE, n_fft=n_fft)
     times = librosa.frames_to_time(np.arange(spec.shape[-1]), sr=SAMPLE_RATE, hop_length=hop)
     f0 = _melody_f0(y_harm, SAMPLE_RATE, times)
@@ -438,11 +444,13 @@ def _embedded_chunk(y: np.ndarray) -> dict[str, np.ndarray]:
     voiced = np.flatnonzero(f0 > 0)
     comb[:, voiced] = _harmonic_comb(freqs, f0[voiced])
     vocal_mask = harm_mask * comb
-    low = np.clip((300.0 - freqs) / 150.0, 0.0, 1.0)[:, None]  # 1 below 150 Hz, 0 above 300 Hz
-    rest = harm_mask * (1.0 - comb)
-    masks = {"vocals": vocal_mask, "drums": perc_mask, "bass": rest * low, "other": rest * (1.0 - low)}
-    return {name: librosa.istft(spec * m, hop_length=hop, length=y.shape[-1]).astype(np.float32)
-            for name, m in masks.items()}
+    low = _low_band(freqs)
+    vocals = librosa.istft(spec * vocal_mask, hop_length=hop, length=y.shape[-1])
+    bass = librosa.istft(spec * (harm_mask * (1.0 - comb) * low), hop_length=hop, length=y.shape[-1])
+    # The masks split each bin (percussive = 1 - harmonic; harmonic = vocals + bass + other) and the STFT
+    # inverts exactly, so the last stem of each split is a difference: two inverse STFTs fewer.
+    stems = {"vocals": vocals, "drums": y - harm, "bass": bass, "other": harm - vocals - bass}
+    return {name: stem.astype(np.float32) for name, stem in stems.items()}
 
 
 def _embedded_stems(y: np.ndarray, *, on_progress: Callable[[float], None] | None, **stream) -> dict[str, np.ndarray]:
