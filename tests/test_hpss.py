@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 
-from covergen.hpss import hpss, median_filter
+from covergen.hpss import hpss, median_filter, softmask
 from covergen.separate import _harmonic_comb
 
 
@@ -35,6 +35,18 @@ def test_hpss_equals_librosa(kwargs):
     for S in (spec, np.abs(spec)):
         for ours, theirs in zip(hpss(S, **kwargs), librosa.decompose.hpss(S, **kwargs)):
             assert np.array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmask_equals_librosa(dtype):
+    rng = np.random.default_rng(1)
+    x, ref = (rng.random((2, 129, 200)) ** 3).astype(dtype)
+    x[:, :10], ref[:, 5:15] = 0.0, 0.0  # bins where one or both are silent
+    for power in (0.5, 1.0, 2.0, 3.0):
+        for split_zeros in (False, True):
+            ours = softmask(x, ref, power=power, split_zeros=split_zeros)
+            theirs = librosa.util.softmask(x, ref, power=power, split_zeros=split_zeros)
+            assert ours.dtype == theirs.dtype and np.array_equal(ours, theirs), (power, split_zeros)
 
 
 def test_harmonic_comb_equals_the_bump_per_harmonic():
