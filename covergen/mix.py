@@ -332,7 +332,7 @@ def true_peak_dbtp(y: np.ndarray, *, sample_rate: int) -> float:
 
 def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_lufs: float = -14.0,
                        true_peak_ceiling_dbtp: float = -1.0, copy: bool = True) -> np.ndarray:
-    """Gain to `target_lufs`, with a true-peak brick-wall limiter holding peaks under the ceiling.
+    """Gain to `target_lufs`, with a brick-wall limiter and a measured true peak holding peaks under the ceiling.
 
     Limiting lowers loudness a little, so gain and limiting alternate until both hold
     (usually 2-3 rounds). If the limiter cannot reach the target without crushing the
@@ -349,7 +349,11 @@ def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_lufs: float = 
         peak = true_peak_dbtp(out, sample_rate=sample_rate)
         if peak <= true_peak_ceiling_dbtp:
             break
-        limiter = pb.BrickwallLimiter(ceiling_db=true_peak_ceiling_dbtp - 0.5, release_ms=80, true_peak=True)
+        # a sample-peak limiter 0.5 dB under the ceiling; the true peak is measured after it and the last
+        # resort below holds the ceiling. Its true-peak mode gave the same loudness (within 0.11 LU) and
+        # peaks under the ceiling on a cover and the demo song (90 s, -14 and -9 LUFS) in about twice the
+        # time (2.2 s against 0.5 on a 3-minute song).
+        limiter = pb.BrickwallLimiter(ceiling_db=true_peak_ceiling_dbtp - 0.5, release_ms=80, true_peak=False)
         out, peak = limiter(out, sample_rate), None
         if abs(integrated_lufs(out, sample_rate=sample_rate) - target_lufs) < 0.2:
             break
