@@ -15,8 +15,9 @@ __all__ = ["beat_frames"]
 
 @numba.njit(cache=True)
 def _local_score(onset_envelope, frames_per_beat, localscore):
-    """A same-mode convolution with a Gaussian window a beat wide (librosa's loop, kept as it is: the
-    first envelope frame does not reach the first half-window of scores there either)."""
+    """A same-mode convolution with a Gaussian window a beat wide: librosa's loop as it is, its range end
+    included (it leaves the envelope's first frame out of the first half-window of scores), so the beats
+    stay librosa's."""
     n = len(onset_envelope)
     window = np.exp(-0.5 * (np.arange(-frames_per_beat[0], frames_per_beat[0] + 1) * 32.0
                             / frames_per_beat[0]) ** 2)
