@@ -295,12 +295,8 @@ def make_cover(
         out, transferred = _arranged_cover(sheet, stems, preset, report, name=str(song), seed=seed, output_rate=sr_in,
                                            on_progress=on_progress, keep=keep)
     else:
-        with _stage(report, "transfer", on_progress) as progress:
-            transferred = _transfer(stems, preset, rate, report, progress, seed=seed)
-        with _stage(report, "mix", on_progress):
-            out, facts = mix.render({**stems, **transferred}, sample_rate=rate, preset=preset, tempo_bpm=tempo,
-                                    output_sample_rate=sr_in)
-            report["mix"] = facts
+        out, transferred, report["mix"] = _revoiced_cover(stems, preset, report, tempo_bpm=tempo, output_rate=sr_in,
+                                                          seed=seed, on_progress=on_progress)
     if reference is not None:
         with _stage(report, "check", on_progress):
             report["cover_check"] = _cover_check(reference, out, sr_in)
@@ -316,6 +312,20 @@ def make_cover(
     report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
     return Cover(audio=out, sample_rate=sr_in, report=report, separated=stems, transferred=transferred,
                  work_rate=rate, inputs=(Path(song),))
+
+
+def _revoiced_cover(stems: dict[str, np.ndarray], preset: presets.GenrePreset, report: dict, *, tempo_bpm: float,
+                    output_rate: int, seed: int, on_progress: ProgressFn | None
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """The revoice mode (covergen's first pipeline): the preset's stems re-played by their DDSP instruments,
+    then every stem re-mixed with its chain, at the preset's tempo change. Transfers are logged in
+    report["transfer"]. Returns (cover at output_rate, the transferred stems, the mix's facts)."""
+    with _stage(report, "transfer", on_progress) as progress:
+        transferred = _transfer(stems, preset, separate.SAMPLE_RATE, report, progress, seed=seed)
+    with _stage(report, "mix", on_progress):
+        out, facts = mix.render({**stems, **transferred}, sample_rate=separate.SAMPLE_RATE, preset=preset,
+                                tempo_bpm=tempo_bpm, output_sample_rate=output_rate)
+    return out, transferred, facts
 
 
 def _tempo_ratio(sheet: LeadSheet, preset: presets.GenrePreset, name: str) -> float:
@@ -454,11 +464,8 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
     stems = _with_stems(stems, report, separate.STEMS, separator=separator, demucs_repo=demucs_repo,
                         use_cache=use_cache)
     revoice: dict = {"stages_s": report["stages_s"], "transfer": []}
-    with _stage(report, "transfer", on_progress) as progress:
-        transferred = _transfer(stems, preset, separate.SAMPLE_RATE, revoice, progress, seed=seed)
-    with _stage(report, "mix", on_progress):
-        revoiced, facts = mix.render({**stems, **transferred}, sample_rate=separate.SAMPLE_RATE, preset=preset,
-                                     tempo_bpm=sheet.tempo_bpm, output_sample_rate=sr_in)
+    revoiced, transferred, facts = _revoiced_cover(stems, preset, revoice, tempo_bpm=sheet.tempo_bpm, output_rate=sr_in,
+                                                   seed=seed, on_progress=on_progress)
     third = _cover_check(reference, revoiced, sr_in)
     report["guard"]["revoice_check"] = third
     if third.get("score", -np.inf) <= second.get("score", -np.inf):
