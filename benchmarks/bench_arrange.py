@@ -155,7 +155,6 @@ def _onsets_s(y: np.ndarray, sample_rate: int) -> np.ndarray:
 
 def timing(sheet, style) -> dict:
     """Median |error| (ms) of kick and bass onsets, each part rendered alone, from the intended note times."""
-    import copy
 
     from covergen import arrange
     from covergen.arrange import render
@@ -184,12 +183,8 @@ def timing(sheet, style) -> dict:
             continue
         midi = arrange.to_midi(ev_played, grid, style=style)
         midi.instruments = [i for i in midi.instruments if i.name == part.name and i.notes]
-        inst = midi.instruments[0]
-        font, kit = render._part_soundfont(part, render.find_soundfont(), inst.program)
-        if kit:  # as render_band: a recorded kit is a melodic preset with GM drum keys
-            inst = copy.copy(inst)
-            inst.is_drum, inst.program = False, 0
-            midi.instruments = [inst]
+        inst, font = render.playable_part(part, midi.instruments[0], render.find_soundfont())  # as render_band
+        midi.instruments = [inst]
         y = render.render_midi(midi, sample_rate=sr, soundfont=font)
         ref = arrange.to_midi(ev_exact, grid, style=style)
         expected = np.array(sorted(n.start for i in ref.instruments if i.name == part.name for n in i.notes))
@@ -490,6 +485,74 @@ def run(*, files: list[int] | None = None, genres: list[str] | None = None, with
     return result
 
 
+def timing_only(files: list[int] | None = None, genres: list[str] | None = None,
+                excerpt_s: float = EXCERPT_S) -> dict:
+    """The band's kick and bass timing (`timing`) on every file's lead sheet for every genre, without making
+    the covers (minutes, not an hour): as played (each note early by its sample's onset latency,
+    `render.playable_part`) and, for comparison, with every note-on on its grid time (latency 0)."""
+    from covergen import audio
+    from covergen.arrange import render
+
+    genres = genres or GENRES
+    todo = inputs()
+    todo = [todo[i] for i in files] if files is not None else todo
+    rows = []
+    with tempfile.TemporaryDirectory() as work, mock.patch.dict(os.environ, {"COVERGEN_CACHE": str(Path(work) / "c")}):
+        for name, kind, source in todo:
+            path, facts = materialise(name, kind, source, Path(work), excerpt_s)
+            y, sr = audio.load(path)
+            try:
+                sheet, _, _ = pipeline.lead_sheet_of(y, sr, name=str(path))
+            except CovergenError as err:
+                rows.append({**facts, "error": str(err)})
+                continue
+            row = {**facts, "tempo_bpm": round(sheet.tempo_bpm, 1), "genres": {}}
+            for genre in genres:
+                style = presets.load(genre).band.resolved
+                played = timing(sheet, style)
+                with mock.patch.object(render, "onset_latency_s", lambda font, program, pitches: dict.fromkeys(pitches, 0.0)):
+                    on_grid = timing(sheet, style)
+                row["genres"][genre] = {"timing": played, "timing_note_on_at_grid": on_grid}
+                print(f"[timing] {name} {genre}: bass {(played['bass'] or {}).get('median_ms')} ms "
+                      f"(note-on at grid {(on_grid['bass'] or {}).get('median_ms')}), "
+                      f"kick {(played['drums'] or {}).get('median_ms')} ms", flush=True)
+            rows.append(row)
+    return {"genres": genres, "files": rows, "excerpt_s": excerpt_s}
+
+
+def timing_markdown(result: dict) -> str:
+    genres = result["genres"]
+    ok = [r for r in result["files"] if "genres" in r]
+
+    def med(genre, key, role):
+        ms = [(r["genres"][genre][key][role] or {}).get("median_ms") for r in ok]
+        ms = [m for m in ms if m is not None]
+        return float(np.median(ms)) if ms else None
+
+    lines = ["## The band in time: kick and bass onsets (issue #19)", "",
+             "Each part rendered alone (raw FluidSynth) on each file's own lead sheet (the default separator; "
+             f"files cut to {result['excerpt_s']:g} s as in bench/arrange.md), seed 0: median over files of the "
+             "per-file median |detected onset − intended note time| (ms; goal ≤ 20). *Played*: each melodic note "
+             "early by its sample's measured onset latency (`render.playable_part`, what `make` renders); "
+             "*note-on at grid*: the same notes with latency 0 (before this change). Run: "
+             "`python -m benchmarks.bench_arrange --timing-only`.", "",
+             f"{len(ok)} files ({len(result['files']) - len(ok)} refused by the analysis).", "",
+             "| genre | kick ms | bass ms played | bass ms note-on at grid |", "|---|---|---|---|"]
+    for g in genres:
+        lines.append(f"| {g} | {_f(med(g, 'timing', 'drums'), '.1f')} | {_f(med(g, 'timing', 'bass'), '.1f')} "
+                     f"| {_f(med(g, 'timing_note_on_at_grid', 'bass'), '.1f')} |")
+    lines += ["", "Per file, bass ms played (note-on at grid):", "",
+              "| file | " + " | ".join(genres) + " |", "|---" * (len(genres) + 1) + "|"]
+    for r in ok:
+        cells = []
+        for g in genres:
+            a = (r["genres"][g]["timing"]["bass"] or {}).get("median_ms")
+            b = (r["genres"][g]["timing_note_on_at_grid"]["bass"] or {}).get("median_ms")
+            cells.append(f"{_f(a, '.1f')} ({_f(b, '.1f')})")
+        lines.append(f"| {r['file']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def merge(parts: list[dict]) -> dict:
     """Parts of a bench run made by separate processes (`--part`) as one result: parts with the excerpt length
     of most files make the main result, parts with another length go to `other_runs` (their own tables)."""
@@ -537,7 +600,16 @@ def main() -> None:
     parser.add_argument("--part", type=Path, default=None, help="write this process's part here (JSON), nothing else")
     parser.add_argument("--merge", type=Path, nargs="*", default=None, help="combine parts into bench/arrange.*")
     parser.add_argument("--note", default=None, help="what this run covered, said above the tables")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="the band's kick and bass timing on every file (bench/arrange-timing.*), no covers")
     args = parser.parse_args()
+    if args.timing_only:
+        result = timing_only([int(i) for i in args.files.split(",")] if args.files else None, args.genres,
+                             args.excerpt_s)
+        text = timing_markdown(result)
+        write("arrange-timing", result, text)
+        print(text)
+        return
     if args.merge:
         result = merge([json.loads(p.read_text()) for p in args.merge])
     else:

@@ -5,6 +5,8 @@ stretched grid), with a tempo map that follows the beats so a DAW shows the song
 `render_midi` runs the FluidSynth CLI. Its `-F` mode renders until every voice is silent, so a
 stuck note renders forever (one once wrote 52 GB): every note gets a minimum length, every channel
 ends with all-notes-off, and the process has a hard timeout and an output-size cap.
+Some samples start sounding tens of ms after their note-on: `playable_part` plays those notes early
+by the measured latency, so the sound (not the note-on) lands on the grid.
 `render_band` renders each part alone (in parallel processes), so each gets its own EQ,
 compression, drive, room and place in the stereo field (the style's `mix` tables, with
 `mix.build_stem_board`), then the style's master chain, tape and vinyl character, and loudness.
@@ -30,7 +32,8 @@ from ..leadsheet import LeadSheet, beat_to_seconds, midi_on_grid
 from .score import Event
 from .styles import Style
 
-__all__ = ["find_soundfont", "render_midi", "to_midi", "render_band", "MIN_NOTE_S", "SOUNDFONTS"]
+__all__ = ["find_soundfont", "render_midi", "to_midi", "render_band", "playable_part", "onset_latency_s", "MIN_NOTE_S",
+           "SOUNDFONTS"]
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +147,62 @@ def _part_soundfont(part, default: Path | None, program: int) -> tuple[Path | No
         return own, part.is_drums
     log.info("%s: %s not installed (Debian avldrums.lv2-soundfont); using the General MIDI kit", part.name, own)
     return default, False
+
+
+_LATENCY_THRESHOLD = 0.1  # -20 dB of the note's peak: where its sound begins
+_LATENCY_MAX_S = 0.05
+_PROBE_GAP_S = 0.6
+_latency_cache: dict[tuple[str, int, int], float] = {}
+
+
+def onset_latency_s(soundfont: Path, program: int, pitches) -> dict[int, float]:
+    """Seconds from note-on to where each pitch's sample begins to sound (reaches -20 dB of its peak) in
+    `soundfont`'s melodic `program`, measured on one FluidSynth render of one short note per pitch.
+
+    Some General MIDI samples start late: FluidR3's picked bass is silent for 20-45 ms after its
+    note-on, so played on the beat it drags behind the kick. A player (or a DAW's negative track delay)
+    plays such an instrument early; `playable_part` does the same with these latencies.
+    Cached per process; capped at 50 ms (a slow bow swell is a sound, not a delay)."""
+    import pretty_midi
+
+    font = str(Path(soundfont).resolve())
+    todo = sorted({int(p) for p in pitches} - {p for f, prog, p in _latency_cache if f == font and prog == program})
+    if todo:
+        probe = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+        inst = pretty_midi.Instrument(program=program)
+        starts = [0.1 + i * _PROBE_GAP_S for i in range(len(todo))]
+        inst.notes = [pretty_midi.Note(96, p, s, s + 0.25) for p, s in zip(todo, starts)]
+        probe.instruments = [inst]
+        sample_rate = 22050
+        y = np.abs(render_midi(probe, sample_rate=sample_rate, soundfont=Path(font)).mean(axis=0))
+        smooth = int(0.001 * sample_rate)
+        envelope = np.convolve(y, np.ones(smooth) / smooth, mode="same")
+        for pitch, start in zip(todo, starts):
+            a = int(round(start * sample_rate))
+            window = envelope[a:a + int(0.3 * sample_rate)]
+            peak = window.max() if len(window) else 0.0
+            late = int(np.argmax(window >= _LATENCY_THRESHOLD * peak)) / sample_rate if peak > 0 else 0.0
+            _latency_cache[(font, program, pitch)] = min(late, _LATENCY_MAX_S)
+    return {int(p): _latency_cache[(font, program, int(p))] for p in pitches}
+
+
+def playable_part(part, inst, default_soundfont: Path | None):
+    """(instrument to render, SoundFont) for one part's MIDI track: its own SoundFont (`_part_soundfont`;
+    a recorded kit is a melodic preset, bank 0 program 0, with General MIDI drum keys), and a melodic
+    part's notes moved earlier by their samples' onset latency (`onset_latency_s`), so each note sounds
+    at its time on the grid. The MIDI file a user gets (`--midi`) keeps the times on the grid."""
+    font, kit = _part_soundfont(part, default_soundfont, inst.program)
+    if kit:
+        inst = copy.copy(inst)
+        inst.is_drum, inst.program = False, 0
+    elif not inst.is_drum and inst.notes and font is not None:
+        import pretty_midi
+
+        late = onset_latency_s(font, inst.program, {n.pitch for n in inst.notes})
+        inst = copy.copy(inst)
+        inst.notes = [pretty_midi.Note(n.velocity, n.pitch, max(0.0, n.start - late[n.pitch]),
+                                       max(0.0, n.end - late[n.pitch])) for n in inst.notes]
+    return inst, font
 
 
 def _grid(grid: LeadSheet | np.ndarray | list[float]) -> tuple[np.ndarray, int, int]:
@@ -292,10 +351,7 @@ def render_band(events: list[Event], grid: LeadSheet | np.ndarray | list[float],
     def synthesise(inst):  # FluidSynth (a subprocess) renders the part to a file; two run at once
         wav = tmp / f"part{parts.index(inst)}.wav"
         single = copy.copy(midi)  # shares the tempo map
-        font, kit = _part_soundfont(style.part(inst.name), soundfont, inst.program)
-        if kit:  # a recorded kit is a melodic preset (bank 0, program 0) with General MIDI drum keys
-            inst = copy.copy(inst)
-            inst.is_drum, inst.program = False, 0
+        inst, font = playable_part(style.part(inst.name), inst, soundfont)
         single.instruments = [inst]
         t = time.perf_counter()
         keep = _fluidsynth(single, wav, sample_rate=sample_rate, soundfont=font)
