@@ -414,6 +414,10 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
             _instrumental_warning(melody, rate, report, entry, name)
             if band_preset.melody == "voice":
                 entry.update(status="voice kept")
+                gate = timbre.voice_gate(sheet.melody, melody.shape[-1], rate)
+                if gate is not None:  # the original band's bleed where the singer rests is not mixed
+                    melody = melody * gate
+                    entry["voice_open_share"] = round(float(gate.mean()), 3)
             else:
                 model = timbre.load_instrument(band_preset.melody)
                 try:

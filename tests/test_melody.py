@@ -192,3 +192,25 @@ def test_f0_between_played_stretches_is_held_then_taken_by_the_next_note():
     rest = got[24 + _RELEASE_FRAMES - 1:50 - _ATTACK_FRAMES + 1]  # silent: a glide, never the bleed's 300 Hz jump
     assert np.all((rest > 250.0) & (rest < 400.0)) and np.all(np.diff(rest) > 0)
     assert np.all(got[played] == f0[played])
+
+
+def test_the_kept_voice_is_gated_to_its_phrases():
+    """Breaths between notes of a phrase stay open; the band's bleed in a rest between phrases is silenced,
+    with a consonant's lead-in before each phrase and the note's decay after it."""
+    from covergen.leadsheet import Note
+    from covergen.timbre import melody
+
+    sr = 8000
+    notes = [Note(onset_s=1.0, duration_s=0.5, pitch=60, velocity=90), Note(onset_s=1.6, duration_s=0.4, pitch=62,
+             velocity=90), Note(onset_s=4.0, duration_s=0.5, pitch=64, velocity=90)]
+    gain = melody.voice_gate(notes, 6 * sr, sr)
+    at = lambda t: float(gain[int(t * sr)])  # noqa: E731
+    assert at(1.2) == at(1.55) == at(1.9) == 1.0  # in the notes and the breath between them
+    assert at(1.0 - melody.VOICE_PRE_S + 0.01) == 1.0 and at(2.0 + melody.VOICE_POST_S - 0.01) == 1.0
+    assert at(0.5) == at(3.0) == at(5.5) == 0.0  # the rests
+    assert np.all(np.abs(np.diff(gain)) < 2.5 / (melody.VOICE_RAMP_S * sr))  # ramps, no clicks
+    rng = np.random.default_rng(0)
+    bleed = 0.1 * rng.standard_normal(6 * sr).astype(np.float32)
+    rest = slice(int(2.5 * sr), int(3.7 * sr))
+    assert np.sqrt(np.mean((bleed * gain)[rest] ** 2)) < 1e-6
+    assert melody.voice_gate([], 100, sr) is None

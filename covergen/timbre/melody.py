@@ -23,7 +23,7 @@ from scipy.ndimage import median_filter
 from ..leadsheet import Note
 from . import features as feat
 
-__all__ = ["Tracking", "track", "melody_notes", "notes_from_tracking", "pitch_steadiness", "held_share", "MIN_CONFIDENCE", "MIN_FRAME_HARMONICITY",
+__all__ = ["Tracking", "track", "melody_notes", "voice_gate", "notes_from_tracking", "pitch_steadiness", "held_share", "MIN_CONFIDENCE", "MIN_FRAME_HARMONICITY",
            "MIN_PHRASE_S"]
 
 # A frame may be played when swift-f0's confidence reaches MIN_CONFIDENCE and at least
@@ -284,3 +284,37 @@ def melody_notes(y: np.ndarray, *, sample_rate: int) -> list[Note]:
     if feat.n_frames(len(mono)) < 10:
         return []
     return notes_from_tracking(track(mono))
+
+
+# The kept voice (`melody = "voice"`) sounds only in its phrases: a separated vocal stem carries the
+# original band's bleed, heard alone wherever the singer rests, and pulls the cover back to the original
+# genre. A phrase (notes closer than PHRASE_GAP_S, so breaths and consonants inside it stay) opens
+# VOICE_PRE_S before its first note (the consonant before the voiced onset) and closes VOICE_POST_S
+# after its last (the note's decay and its room), with raised-cosine ramps of VOICE_RAMP_S outside that.
+VOICE_PRE_S = 0.12
+VOICE_POST_S = 0.3
+VOICE_RAMP_S = 0.05
+
+
+def voice_gate(notes: list[Note], n_samples: int, sample_rate: int) -> np.ndarray | None:
+    """0-1 gain per sample [shape=(n_samples,)] that opens on the phrases of `notes` (the lead sheet's
+    melody, seconds of the stem), or None without notes (nothing says where the voice is)."""
+    if not notes:
+        return None
+    spans: list[list[float]] = []
+    for note in sorted(notes, key=lambda n: n.onset_s):
+        a, b = note.onset_s - VOICE_PRE_S, note.onset_s + note.duration_s + VOICE_POST_S
+        if spans and a <= spans[-1][1] + PHRASE_GAP_S:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    gain = np.zeros(n_samples, np.float32)
+    ramp = max(1, int(round(VOICE_RAMP_S * sample_rate)))
+    rise = (0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 1) / (ramp + 1))).astype(np.float32)
+    for a, b in spans:
+        i, j = min(n_samples, max(0, int(round(a * sample_rate)))), min(n_samples, max(0, int(round(b * sample_rate))))
+        gain[i:j] = 1.0
+        lo, hi = max(0, i - ramp), min(n_samples, j + ramp)
+        gain[lo:i] = np.maximum(gain[lo:i], rise[ramp - (i - lo):])
+        gain[j:hi] = np.maximum(gain[j:hi], rise[::-1][:hi - j])
+    return gain
