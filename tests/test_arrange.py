@@ -370,7 +370,7 @@ def _sound_starts_s(y: np.ndarray, sample_rate: int, note_starts_s) -> np.ndarra
 
 @needs_fluidsynth
 def test_a_late_sample_is_played_early_so_it_sounds_on_the_grid():
-    """FluidR3's picked bass sounds 20-45 ms after its note-on: the band plays each note earlier by its
+    """FluidR3's picked bass sounds 18-50 ms after its note-on: the band plays each note earlier by its
     pitch's measured latency, so its sound begins within 3 ms of the grid; the MIDI file keeps grid times."""
     import pretty_midi
 

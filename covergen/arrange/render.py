@@ -159,9 +159,10 @@ def onset_latency_s(soundfont: Path, program: int, pitches) -> dict[int, float]:
     """Seconds from note-on to where each pitch's sample begins to sound (reaches -20 dB of its peak) in
     `soundfont`'s melodic `program`, measured on one FluidSynth render of one short note per pitch.
 
-    Some General MIDI samples start late: FluidR3's picked bass is silent for 20-45 ms after its
-    note-on, so played on the beat it drags behind the kick. A player (or a DAW's negative track delay)
-    plays such an instrument early; `playable_part` does the same with these latencies.
+    Some General MIDI samples start late: FluidR3's picked bass is silent for 18-50 ms after its
+    note-on (median 29 over its bass register), so played on the beat it drags behind the kick. A
+    player (or a DAW's negative track delay) plays such an instrument early; `playable_part` does the
+    same with these latencies.
     Cached per process; capped at 50 ms (a slow bow swell is a sound, not a delay)."""
     import pretty_midi
 
