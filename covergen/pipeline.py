@@ -11,6 +11,7 @@ import json
 import logging
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -261,17 +262,26 @@ def make_cover(
     arranged = mode == "arrange"
     # the stems this cover mixes (an arranged one: the melody and the kept ones); the others go to the cache only
     needed = tuple(dict.fromkeys(("vocals", *preset.band.keep))) if arranged and not keep_stems else None
-    with _stage(report, "analyse", on_progress) as progress:
-        sheet, analysis_info, stems = lead_sheet_of(y_in, sr_in, name=str(song), separator=separator,
-                                                    demucs_repo=demucs_repo, use_cache=use_cache, keep=needed,
-                                                    on_progress=progress)
-        tempo = sheet.tempo_bpm
-        report["input"].update(tempo_bpm=round(tempo, 2), tempo_bpm_exact=tempo)
-        report["lead_sheet"] = {"key": sheet.key, "tempo_bpm": round(tempo, 2), "meter": f"{sheet.beats_per_bar}/4",
-                                "bars": len(sheet.bars()), "melody_notes": len(sheet.melody),
-                                "swing_ratio": sheet.swing_ratio, "cache_hit": analysis_info["cache_hit"],
-                                "chart": sheet.chart()}
-        _chord_warnings(sheet, report, str(song))
+    # the check's reference (the original's beat chroma and genre, 6 s of a 3-minute song) is computed in a
+    # second thread while the song is analysed, which leaves a core idle much of the time
+    helper = ThreadPoolExecutor(max_workers=1) if check else None
+    reference_job = helper.submit(_reference, y_in, sr_in, preset) if helper else None
+    try:
+        with _stage(report, "analyse", on_progress) as progress:
+            sheet, analysis_info, stems = lead_sheet_of(y_in, sr_in, name=str(song), separator=separator,
+                                                        demucs_repo=demucs_repo, use_cache=use_cache, keep=needed,
+                                                        on_progress=progress)
+    except BaseException:
+        if helper:
+            helper.shutdown(wait=False, cancel_futures=True)
+        raise
+    tempo = sheet.tempo_bpm
+    report["input"].update(tempo_bpm=round(tempo, 2), tempo_bpm_exact=tempo)
+    report["lead_sheet"] = {"key": sheet.key, "tempo_bpm": round(tempo, 2), "meter": f"{sheet.beats_per_bar}/4",
+                            "bars": len(sheet.bars()), "melody_notes": len(sheet.melody),
+                            "swing_ratio": sheet.swing_ratio, "cache_hit": analysis_info["cache_hit"],
+                            "chart": sheet.chart()}
+    _chord_warnings(sheet, report, str(song))
     with _stage(report, "separate", on_progress) as progress:
         if stems is None:  # the lead sheet came from the cache: separate (usually a stem-cache hit too)
             stems, sep_info = separate.separate(_stereo_at_work_rate(y_in, sr_in), sample_rate=rate,
@@ -282,9 +292,10 @@ def make_cover(
         report["separation"] = sep_info
     report["mode"] = mode
     reference = None
-    if check:
+    if helper:
         with _stage(report, "check", on_progress):
-            reference = _reference(y_in, sr_in, preset)
+            reference = reference_job.result()
+        helper.shutdown()
     del y_in
     if arranged:
         keep = None
@@ -298,15 +309,18 @@ def make_cover(
         out, transferred, report["mix"] = _revoiced_cover(stems, preset, report, tempo_bpm=tempo, output_rate=sr_in,
                                                           seed=seed, on_progress=on_progress)
     if reference is not None:
-        with _stage(report, "check", on_progress):
-            report["cover_check"] = _cover_check(reference, out, sr_in)
-        if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
-            out, revoiced = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
-                                   on_progress=on_progress, separator=separator, demucs_repo=demucs_repo,
-                                   use_cache=use_cache)
-            transferred = transferred if revoiced is None else revoiced
-        with _stage(report, "genre", on_progress):
-            report["genre"] = _genre_shift(reference, out, sr_in, preset)
+        with ThreadPoolExecutor(max_workers=1) as helper:  # the cover's genre is judged while it is checked
+            genre_job = helper.submit(_genre_shift, reference, out, sr_in, preset)
+            with _stage(report, "check", on_progress):
+                report["cover_check"] = _cover_check(reference, out, sr_in)
+            if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
+                out, revoiced = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
+                                       on_progress=on_progress, separator=separator, demucs_repo=demucs_repo,
+                                       use_cache=use_cache)
+                transferred = transferred if revoiced is None else revoiced
+                genre_job = helper.submit(_genre_shift, reference, out, sr_in, preset)  # of the cover kept
+            with _stage(report, "genre", on_progress):
+                report["genre"] = genre_job.result()
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
     report["output"] = _output_facts(out, sr_in)
     report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
@@ -416,8 +430,9 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
                 entry.update(status="voice kept")
                 gate = timbre.voice_gate(sheet.melody, melody.shape[-1], rate)
                 if gate is not None:  # the original band's bleed where the singer rests is not mixed
-                    melody = melody * gate
                     entry["voice_open_share"] = round(float(gate.mean()), 3)
+                    melody = (audio.to_mono(melody) * gate)[None]  # mono, as the mix plays the melody
+                    del gate
             else:
                 model = timbre.load_instrument(band_preset.melody)
                 try:
