@@ -309,8 +309,8 @@ def make_cover(
         out, transferred, report["mix"] = _revoiced_cover(stems, preset, report, tempo_bpm=tempo, output_rate=sr_in,
                                                           seed=seed, on_progress=on_progress)
     if reference is not None:
-        with ThreadPoolExecutor(max_workers=1) as helper:  # the cover's genre is judged while it is checked
-            genre_job = helper.submit(_genre_shift, reference, out, sr_in, preset)
+        with ThreadPoolExecutor(max_workers=1) as judge:  # the cover's genre is judged while it is checked
+            genre_job = judge.submit(_genre_shift, reference, out, sr_in, preset)
             with _stage(report, "check", on_progress):
                 report["cover_check"] = _cover_check(reference, out, sr_in)
             if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
@@ -318,7 +318,7 @@ def make_cover(
                                        on_progress=on_progress, separator=separator, demucs_repo=demucs_repo,
                                        use_cache=use_cache)
                 transferred = transferred if revoiced is None else revoiced
-                genre_job = helper.submit(_genre_shift, reference, out, sr_in, preset)  # of the cover kept
+                genre_job = judge.submit(_genre_shift, reference, out, sr_in, preset)  # of the cover kept
             with _stage(report, "genre", on_progress):
                 report["genre"] = genre_job.result()
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)

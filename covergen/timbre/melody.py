@@ -312,7 +312,7 @@ def voice_gate(notes: list[Note], n_samples: int, sample_rate: int) -> np.ndarra
     ramp = max(1, int(round(VOICE_RAMP_S * sample_rate)))
     rise = (0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 1) / (ramp + 1))).astype(np.float32)
     for a, b in spans:
-        i, j = min(n_samples, max(0, int(round(a * sample_rate)))), min(n_samples, max(0, int(round(b * sample_rate))))
+        i, j = (min(n_samples, max(0, int(round(t * sample_rate)))) for t in (a, b))
         gain[i:j] = 1.0
         lo, hi = max(0, i - ramp), min(n_samples, j + ramp)
         gain[lo:i] = np.maximum(gain[lo:i], rise[ramp - (i - lo):])
