@@ -510,7 +510,8 @@ def timing_only(files: list[int] | None = None, genres: list[str] | None = None,
             for genre in genres:
                 style = presets.load(genre).band.resolved
                 played = timing(sheet, style)
-                with mock.patch.object(render, "onset_latency_s", lambda font, program, pitches: dict.fromkeys(pitches, 0.0)):
+                no_latency = lambda font, program, pitches: dict.fromkeys(pitches, 0.0)  # noqa: E731
+                with mock.patch.object(render, "onset_latency_s", no_latency):
                     on_grid = timing(sheet, style)
                 row["genres"][genre] = {"timing": played, "timing_note_on_at_grid": on_grid}
                 print(f"[timing] {name} {genre}: bass {(played['bass'] or {}).get('median_ms')} ms "

@@ -148,8 +148,8 @@ def make(
     kit, eighth-note bass, power chords; ...) plays those chords on the song's own beat grid at the
     preset's tempo; the melody is the separated voice (only in its sung phrases: elsewhere the stem is
     the original band's bleed), or the vocal line re-played by a DDSP instrument; all is mixed and
-    mastered to -14 LUFS, true peak <= -1 dBTP, at the song's sample rate. If the result no longer passes the cover check, the original harmony (other stem) is kept
-    under the band; if it still fails, the original's parts are re-voiced when the check scores that
+    mastered to -14 LUFS, true peak <= -1 dBTP, at the song's sample rate. If the result no longer
+    passes the cover check, the original harmony (other stem) is kept under the band; if it still fails, the original's parts are re-voiced when the check scores that
     higher; the report says which. --mode revoice gives covergen's first pipeline instead.
     """
     from . import api

@@ -9,4 +9,5 @@ from __future__ import annotations
 from .melody import melody_notes, voice_gate
 from .transfer import Instrument, list_instruments, load_instrument, synthesize, transfer_stem
 
-__all__ = ["Instrument", "list_instruments", "load_instrument", "melody_notes", "synthesize", "transfer_stem", "voice_gate"]
+__all__ = ["Instrument", "list_instruments", "load_instrument", "melody_notes", "synthesize", "transfer_stem",
+           "voice_gate"]

@@ -23,8 +23,8 @@ from scipy.ndimage import median_filter
 from ..leadsheet import Note
 from . import features as feat
 
-__all__ = ["Tracking", "track", "melody_notes", "voice_gate", "notes_from_tracking", "pitch_steadiness", "held_share", "MIN_CONFIDENCE", "MIN_FRAME_HARMONICITY",
-           "MIN_PHRASE_S"]
+__all__ = ["Tracking", "track", "melody_notes", "voice_gate", "notes_from_tracking", "pitch_steadiness", "held_share",
+           "MIN_CONFIDENCE", "MIN_FRAME_HARMONICITY", "MIN_PHRASE_S"]
 
 # A frame may be played when swift-f0's confidence reaches MIN_CONFIDENCE and at least
 # MIN_FRAME_HARMONICITY of its 0.8*f0-5 kHz energy lies on the harmonics of the tracked f0.
