@@ -40,9 +40,9 @@ INSTRUMENTAL_VOCALS_LU = 15.0
 # Share of beats whose chords the analysis filled in (the recogniser heard none there) from which `make`
 # says so in one line: the band then plays the key's triads matched to the recording, not recognised chords.
 FILLED_CHORDS_WARN_SHARE = 0.25
-# Songs up to this long (s) are separated beside their analysis and checked beside their arrangement: 10-12%
-# less wall time on a 3-minute song. Longer ones run those one after another: side by side, a 20-minute song
-# peaked at 3.8 GB (3.27 in sequence; the goal is 3.5), a 10-minute one at 2.48 (goal 3).
+# Songs up to this long (s) are separated beside their analysis and checked beside their arrangement: 7-10%
+# less wall time on a 3-minute song (bench/speed.md). Longer ones run those one after another: side by side, a
+# 20-minute song peaked at 3.80 GB (3.32 as it is; the goal is 3.5), a 10-minute one 2.33 (goal 3).
 SIDE_BY_SIDE_MAX_S = 12 * 60.0
 ProgressFn = Callable[[str, float], None]
 
@@ -254,8 +254,8 @@ def make_cover(
     [band] table, or with `mode = "revoice"` (or `mode="revoice"` here), re-voices and re-mixes the
     original stems instead.
 
-    Memory on long songs: the original is let go once the check has its reference, and an arranged
-    cover holds only the stems it mixes; `keep_stems=True` holds all of them in `Cover.separated`
+    Memory on long songs: the original is let go before the arrangement (the check's reference holds a
+    mono 22.05 kHz copy until it is computed), and an arranged cover holds only the stems it mixes; `keep_stems=True` holds all of them in `Cover.separated`
     (for `--stems-dir`).
     """
     preset, report = _begin(genre, seed)
@@ -296,8 +296,8 @@ def make_cover(
         report["separation"] = sep_info
     report["mode"] = mode
     # The check's reference (the original's beat chroma and genre, 8 s of a 3-minute song) is computed in a
-    # second thread while the cover is arranged and mixed, which is mostly one core's work (it runs there, not
-    # beside the separation, which keeps both cores busy: 4 s faster on a 3-minute song).
+    # second thread while the cover is arranged and mixed, which is mostly one core's work (there rather than
+    # beside the separation, which keeps both cores busy: one run of a 3-minute song 50 s against 55).
     helper = reference_job = None
     if check:  # the job holds the original as the check and the genre model hear it: mono at 22.05 kHz
         from .genre.features import SAMPLE_RATE as REFERENCE_RATE, mono_22k
