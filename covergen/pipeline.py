@@ -302,10 +302,11 @@ def make_cover(
     if check:  # the job holds the original as the check and the genre model hear it: mono at 22.05 kHz
         from .genre.features import SAMPLE_RATE as REFERENCE_RATE, mono_22k
 
-        helper = ThreadPoolExecutor(max_workers=1)
-        reference_job = helper.submit(_reference, mono_22k(y_in, sample_rate=sr_in), REFERENCE_RATE, preset, lufs_in)
-        if report["input"]["duration_s"] > SIDE_BY_SIDE_MAX_S:
-            with _stage(report, "check", on_progress):
+        with _stage(report, "check", on_progress):  # (its first call in a fresh install compiles librosa's numba)
+            helper = ThreadPoolExecutor(max_workers=1)
+            reference_job = helper.submit(_reference, mono_22k(y_in, sample_rate=sr_in), REFERENCE_RATE, preset,
+                                          lufs_in)
+            if report["input"]["duration_s"] > SIDE_BY_SIDE_MAX_S:
                 futures.wait([reference_job])  # a long song: its memory is let go before the arrangement
     del y_in
     try:
@@ -340,8 +341,8 @@ def make_cover(
                                        use_cache=use_cache)
                 transferred = transferred if revoiced is None else revoiced
                 genre_job = judge.submit(_genre_shift, reference, out, sr_in, preset)  # of the cover kept
-            output = _output_facts(out, sr_in)  # measured while the genre is judged
             with _stage(report, "genre", on_progress):
+                output = _output_facts(out, sr_in)  # measured while the genre is judged
                 report["genre"] = genre_job.result()
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
     report["output"] = output or _output_facts(out, sr_in)
