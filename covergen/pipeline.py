@@ -47,6 +47,10 @@ SIDE_BY_SIDE_MAX_S = 12 * 60.0
 ProgressFn = Callable[[str, float], None]
 
 
+def _side_by_side(duration_s: float) -> bool:
+    return duration_s <= SIDE_BY_SIDE_MAX_S
+
+
 class _Cancelled(Exception):
     """Stops a separation running beside an analysis that failed."""
 
@@ -255,8 +259,8 @@ def make_cover(
     original stems instead.
 
     Memory on long songs: the original is let go before the arrangement (the check's reference holds a
-    mono 22.05 kHz copy until it is computed), and an arranged cover holds only the stems it mixes; `keep_stems=True` holds all of them in `Cover.separated`
-    (for `--stems-dir`).
+    mono 22.05 kHz copy until it is computed), and an arranged cover holds only the stems it mixes;
+    `keep_stems=True` holds all of them in `Cover.separated` (for `--stems-dir`).
     """
     preset, report = _begin(genre, seed)
     mode = mode or (preset.band.mode if preset.band is not None else "revoice")
@@ -306,7 +310,7 @@ def make_cover(
             helper = ThreadPoolExecutor(max_workers=1)
             reference_job = helper.submit(_reference, mono_22k(y_in, sample_rate=sr_in), REFERENCE_RATE, preset,
                                           lufs_in)
-            if report["input"]["duration_s"] > SIDE_BY_SIDE_MAX_S:
+            if not _side_by_side(report["input"]["duration_s"]):
                 futures.wait([reference_job])  # a long song: its memory is let go before the arrangement
     del y_in
     try:
@@ -764,7 +768,7 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
     # two need nothing of each other, and one alone leaves a core idle much of the time. Separation
     # starts once the analysis has taken the input for music, so non-music is refused before it. A song
     # longer than SIDE_BY_SIDE_MAX_S is separated after its analysis, in this thread (memory).
-    side_by_side = y.shape[-1] / sample_rate <= SIDE_BY_SIDE_MAX_S
+    side_by_side = _side_by_side(y.shape[-1] / sample_rate)
     done = {"analysis": 0.0, "separation": 0.0}
     stop = threading.Event()  # set when the analysis fails: the separation stops at its next chunk
 
