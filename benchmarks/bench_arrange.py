@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -218,10 +219,14 @@ MODES = ("arrange", "revoice")
 
 
 def one_file(name: str, kind: str, source, genres: list[str], work: Path, on_genre=None, *,
-             excerpt_s: float = EXCERPT_S, modes: tuple[str, ...] = MODES) -> dict:
+             excerpt_s: float = EXCERPT_S, modes: tuple[str, ...] = MODES, keep_audio: Path | None = None) -> dict:
     """Every genre (arranged and revoiced), the band's harmony and timing, on one file with its own cache.
-    `on_genre(row)` is called after each genre with the row so far."""
+    `on_genre(row)` is called after each genre with the row so far. With `keep_audio`, the excerpt and each
+    arranged cover are kept there (`NAME.flac`, `NAME--GENRE.flac`) for other judges (benchmarks.bench_judge)."""
     path, facts = materialise(name, kind, source, work, excerpt_s)
+    if keep_audio is not None:
+        keep_audio.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, keep_audio / path.name)
     row = {**facts, "genres": {}}
     on_genre = on_genre or (lambda row: None)
     cache = work / f"cache-{name}"
@@ -242,6 +247,8 @@ def one_file(name: str, kind: str, source, genres: list[str], work: Path, on_gen
                     log.exception("make %s --to %s (%s) crashed", name, genre, mode)
                     continue
                 entry[mode] = {**_cover_row(cover.report, target), "wall_s": round(time.perf_counter() - t0, 1)}
+                if keep_audio is not None and mode == "arrange":
+                    sf.write(keep_audio / f"{name}--{genre}.flac", cover.audio.T, cover.sample_rate, subtype="PCM_24")
                 if mode == "arrange" and "lead_sheet" not in row:
                     row["lead_sheet"] = {k: v for k, v in cover.report["lead_sheet"].items() if k != "chart"}
                     row["separator"] = cover.report.get("separation", {}).get("separator")
@@ -458,7 +465,7 @@ def markdown(result: dict, *, heading: str = "## Arranged covers (`covergen make
 
 def run(*, files: list[int] | None = None, genres: list[str] | None = None, with_covers: bool = True,
         with_speed: bool = True, excerpt_s: float = EXCERPT_S, modes: tuple[str, ...] = MODES,
-        on_progress=None) -> dict:
+        on_progress=None, keep_audio: Path | None = None) -> dict:
     """The whole bench (or a subset); `on_progress(result so far)` after each genre of each file.
     `modes=("arrange",)` leaves out the revoice covers (the *before* column), half the time."""
     genres = genres or GENRES
@@ -477,7 +484,7 @@ def run(*, files: list[int] | None = None, genres: list[str] | None = None, with
     with tempfile.TemporaryDirectory() as work:
         for name, kind, source in (todo if with_covers else []):
             rows.append(one_file(name, kind, source, genres, Path(work), on_genre=progress, excerpt_s=excerpt_s,
-                                 modes=modes))
+                                 modes=modes, keep_audio=keep_audio))
     result.update(files=rows, covers_s=round(time.perf_counter() - t0, 1))
     if with_speed:
         result["speed"] = speed()
@@ -601,6 +608,8 @@ def main() -> None:
     parser.add_argument("--part", type=Path, default=None, help="write this process's part here (JSON), nothing else")
     parser.add_argument("--merge", type=Path, nargs="*", default=None, help="combine parts into bench/arrange.*")
     parser.add_argument("--note", default=None, help="what this run covered, said above the tables")
+    parser.add_argument("--keep-audio", type=Path, default=None,
+                        help="keep the excerpts and arranged covers here (for benchmarks.bench_judge)")
     parser.add_argument("--timing-only", action="store_true",
                         help="the band's kick and bass timing on every file (bench/arrange-timing.*), no covers")
     args = parser.parse_args()
@@ -621,7 +630,7 @@ def main() -> None:
 
         result = run(files=files, genres=args.genres, with_covers=not args.no_covers,
                      with_speed=not args.no_speed, excerpt_s=args.excerpt_s,
-                     modes=MODES[:1] if args.no_revoice else MODES, on_progress=save)
+                     modes=MODES[:1] if args.no_revoice else MODES, on_progress=save, keep_audio=args.keep_audio)
         if args.part:
             args.part.write_text(json.dumps(result, indent=2, default=float))
             return
