@@ -6,13 +6,15 @@ One failing benchmark is reported in results.md and does not stop the others.
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 import time
 import traceback
 
 from .common import OUT, environment
 
-BENCHES = ["pipeline", "separation", "timbre", "melody", "coverid", "genre", "batch", "analysis", "memory", "arrange"]
+BENCHES = ["pipeline", "separation", "timbre", "melody", "coverid", "genre", "batch", "analysis", "memory", "arrange",
+           "judge"]
 
 
 def main(names: list[str]) -> int:
@@ -24,6 +26,9 @@ def main(names: list[str]) -> int:
         sys.argv = [f"benchmarks.bench_{name}"]  # benchmarks with their own argparse see no stray args
         if name == "coverid" and (OUT / "cover_pairs.json").is_file():
             sys.argv += ["--pairs", str(OUT / "cover_pairs.json")]  # covers made by the pipeline bench
+        if name == "arrange":  # kept for the judge bench (bench_judge.KEPT), none left from an older run
+            shutil.rmtree(OUT / "covers" / "arranged", ignore_errors=True)
+            sys.argv += ["--keep-audio", str(OUT / "covers" / "arranged")]
         try:
             importlib.import_module(f"benchmarks.bench_{name}").main()
         except ModuleNotFoundError as err:

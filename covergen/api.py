@@ -170,12 +170,25 @@ def doctor() -> dict:
         models[name] = f"{entry.kind}, {entry.origin}, {'ok' if ok else 'MISSING'}: {entry.file_path}"
     facts["models"] = models or {"(none)": "run `make models`"}
     sf2 = find_soundfont()
-    kits = [f for f in ("Black_Pearl_4_LV2.sf2", "Red_Zeppelin_4_LV2.sf2") if Path("/usr/share/sounds/sf2", f).is_file()]
     facts["tools"] = {"SoundFont": str(sf2) if sf2 else "none (apt-get install fluid-soundfont-gm)",
-                      "recorded drum kits (arranger)": ", ".join(kits) if kits else
-                      "none: General MIDI kits (apt-get install avldrums.lv2-soundfont)",
                       "fluidsynth": shutil.which("fluidsynth") or "not installed (apt-get install fluidsynth)"}
+    facts["band SoundFonts (arranger)"] = _part_soundfonts(sf2)
     return facts
+
+
+def _part_soundfonts(default: Path | None) -> dict[str, str]:
+    """Which SoundFont plays each shipped style's part that names its own (a recorded kit, MuseScore's piano)."""
+    from .arrange import styles
+    from .arrange.render import _part_soundfont
+
+    out = {}
+    for name in styles.available():
+        for part in styles.load_style(name).parts:
+            if part.soundfont:
+                font, _ = _part_soundfont(part, default, part.program)
+                out[f"{name} {part.name}"] = str(font) if font != default else \
+                    f"{default} (none of {', '.join(part.soundfont)} installed: make install)"
+    return out
 
 
 def list_instruments() -> list[dict]:

@@ -215,6 +215,7 @@ def test_doctor_lists_separators_and_models():
     facts = json.loads(result.output)
     assert result.exit_code == 0 and "embedded" in facts["separators"]
     assert any(k.startswith("timbre-") for k in facts["models"])
+    assert set(facts["band SoundFonts (arranger)"]) >= {"jazz drums", "jazz piano", "rock drums"}
 
 
 def test_usage_error_is_exit_2():

@@ -136,16 +136,19 @@ def render_midi(midi, *, sample_rate: int = 44100, soundfont: Path | None = None
 
 
 def _part_soundfont(part, default: Path | None, program: int) -> tuple[Path | None, bool]:
-    """(SoundFont, is a kit SoundFont) for a part: its own (a file name under /usr/share/sounds/sf2 or a
-    path) when installed, else the General MIDI one (a notice says what to install). Drums at the
-    style's slow tempo play the General MIDI slow kit (brushes), which recorded kits lack."""
-    if part.soundfont is None or (part.is_drums and program != part.program):
+    """(SoundFont, is a kit SoundFont) for a part: the first of its own that is installed (a file name
+    under /usr/share/sounds/sf2 or sf3, by its extension, or a path), else the General MIDI one (logged
+    with what to install). Drums at the style's slow tempo play the General MIDI slow kit (brushes),
+    which recorded kits lack."""
+    if not part.soundfont or (part.is_drums and program != part.program):
         return default, False
-    own = Path(part.soundfont)
-    own = own if own.is_absolute() else Path("/usr/share/sounds/sf2") / own
-    if own.is_file():
-        return own, part.is_drums
-    log.info("%s: %s not installed (Debian avldrums.lv2-soundfont); using the General MIDI kit", part.name, own)
+    for name in part.soundfont:
+        own = Path(name)
+        own = own if own.is_absolute() else Path("/usr/share/sounds", own.suffix[1:]) / own
+        if own.is_file():
+            return own, part.is_drums
+    log.info("%s: none of %s is installed (Debian %s); using %s", part.name, ", ".join(part.soundfont),
+             "avldrums.lv2-soundfont" if part.is_drums else "musescore-general-soundfont-lossless", default)
     return default, False
 
 

@@ -77,7 +77,7 @@ class Part:
     role: str
     program: int = 0                 # GM program; for drums the kit (bank 128) program
     slow_program: int | None = None  # drums: kit below the style's slow_below_bpm (brushes)
-    soundfont: str | None = None     # this part's own SoundFont (a recorded drum kit); the GM one if absent
+    soundfont: tuple[str, ...] = ()  # this part's own SoundFonts, the first installed plays it; else the GM one
     range: tuple[int, int] = (36, 84)
     voicing: str = "close"
     voice: int | None = None         # comping: play only this voice of the voicing (0 = lowest)
@@ -254,9 +254,11 @@ def _part(name: str, table, where: str) -> Part:
             _fail(where, "missing key 'instrument' (a General MIDI name such as 'Acoustic Bass')")
         kwargs["program"] = gm_program(table["instrument"], f"{where}.instrument")
     if "soundfont" in table:
-        if not isinstance(table["soundfont"], str) or not table["soundfont"].endswith((".sf2", ".sf3")):
-            _fail(f"{where}.soundfont", f"expected a .sf2/.sf3 file name or path, got {table['soundfont']!r}")
-        kwargs["soundfont"] = table["soundfont"]
+        fonts = table["soundfont"] if isinstance(table["soundfont"], list) else [table["soundfont"]]
+        if not fonts or not all(isinstance(f, str) and f.endswith((".sf2", ".sf3")) for f in fonts):
+            _fail(f"{where}.soundfont", "expected a .sf2/.sf3 file name or path, or a list of them (the first "
+                  f"installed plays), got {table['soundfont']!r}")
+        kwargs["soundfont"] = tuple(fonts)
     if "range" in table:
         rng = table["range"]
         if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(v, int) for v in rng)
