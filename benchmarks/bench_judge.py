@@ -75,9 +75,11 @@ def top_genre(tags: dict[str, dict], model: str) -> str:
 
 
 def run(folder: Path) -> dict:
-    covers = sorted(p for p in folder.glob("*--*.flac"))
-    pairs = [(p, folder / f"{p.stem.split('--')[0]}.flac", p.stem.split("--")[1]) for p in covers]
-    pairs = [(c, o, g) for c, o, g in pairs if o.is_file() and g in TARGET_TAG]
+    pairs = []  # (cover, original, genre) from NAME--GENRE.flac beside NAME.flac
+    for cover in sorted(folder.glob("*--*.flac")):
+        name, _, genre = cover.stem.partition("--")
+        if (folder / f"{name}.flac").is_file() and genre in TARGET_TAG:
+            pairs.append((cover, folder / f"{name}.flac", genre))
     tags = judge(sorted({c for c, _, _ in pairs} | {o for _, o, _ in pairs}))
     rows = []
     for cover, original, genre in pairs:

@@ -23,7 +23,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 MODELS = ("MSD_musicnn", "MTT_musicnn")
 
 
-def _patches(path: str):
+def _patches(path: str, n_frames: int):
+    """musicnn's input: log-mel patches of `n_frames` (3 s), no overlap [shape=(patches, n_frames, 96)]."""
     import librosa
     import numpy as np
     from musicnn import configuration as config
@@ -32,22 +33,22 @@ def _patches(path: str):
     mel = librosa.feature.melspectrogram(y=audio, sr=sr, hop_length=config.FFT_HOP, n_fft=config.FFT_SIZE,
                                          n_mels=config.N_MELS).T
     rep = np.log10(10000 * mel.astype(np.float64) + 1).astype(np.float32)
-    n_frames = librosa.time_to_frames(3, sr=config.SR, n_fft=config.FFT_SIZE, hop_length=config.FFT_HOP) + 1
-    starts = range(0, rep.shape[0] - n_frames + 1, n_frames)  # musicnn's default: 3 s patches, no overlap
+    starts = range(0, rep.shape[0] - n_frames + 1, n_frames)
     if not starts:
         raise ValueError(f"{path}: shorter than 3 s")
-    return np.stack([rep[t:t + n_frames] for t in starts]), n_frames
+    return np.stack([rep[t:t + n_frames] for t in starts])
 
 
 def tags(files: list[str]) -> dict[str, dict[str, dict[str, float]]]:
     """{file: {model: {tag: mean probability}}}: one graph per model, every file through it."""
+    import librosa
     import tensorflow as tf
     from musicnn import configuration as config
     from musicnn import models
 
     tf.compat.v1.disable_eager_execution()
-    batches = {f: _patches(f) for f in files}
-    n_frames = next(iter(batches.values()))[1] if batches else 0
+    n_frames = librosa.time_to_frames(3, sr=config.SR, n_fft=config.FFT_SIZE, hop_length=config.FFT_HOP) + 1
+    batches = {f: _patches(f, n_frames) for f in files}
     out: dict = {f: {} for f in files}
     for model in MODELS:
         labels = config.MSD_LABELS if model.startswith("MSD") else config.MTT_LABELS
@@ -59,7 +60,7 @@ def tags(files: list[str]) -> dict[str, dict[str, dict[str, float]]]:
             probs = tf.nn.sigmoid(y)
         with tf.compat.v1.Session() as sess:
             tf.compat.v1.train.Saver().restore(sess, os.path.join(os.path.dirname(models.__file__), model) + "/")
-            for f, (batch, _) in batches.items():
+            for f, batch in batches.items():
                 p = sess.run(probs, feed_dict={x: batch, is_training: False}).mean(axis=0)
                 out[f][model] = {label: float(v) for label, v in zip(labels, p)}
     return out

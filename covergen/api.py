@@ -179,13 +179,13 @@ def doctor() -> dict:
 def _part_soundfonts(default: Path | None) -> dict[str, str]:
     """Which SoundFont plays each shipped style's part that names its own (a recorded kit, MuseScore's piano)."""
     from .arrange import styles
-    from .arrange.render import _part_soundfont
+    from .arrange.render import part_soundfont
 
     out = {}
     for name in styles.available():
         for part in styles.load_style(name).parts:
             if part.soundfont:
-                font, _ = _part_soundfont(part, default, part.program)
+                font, _ = part_soundfont(part, default, part.program)
                 out[f"{name} {part.name}"] = str(font) if font != default else \
                     f"{default} (none of {', '.join(part.soundfont)} installed: make install)"
     return out

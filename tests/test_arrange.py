@@ -210,29 +210,29 @@ def test_a_bar_longer_than_the_meter_is_played_as_bars_of_the_meter():
 
 
 def test_a_recorded_kit_soundfont_falls_back_to_the_general_midi_kit(tmp_path):
-    from covergen.arrange.render import _part_soundfont
+    from covergen.arrange.render import part_soundfont
 
     drums = arrange.load_style("jazz").part("drums")
     gm = tmp_path / "gm.sf2"
     missing = replace(drums, soundfont=("Not_A_Kit_LV2.sf2",))
-    assert _part_soundfont(missing, gm, drums.program) == (gm, False)
+    assert part_soundfont(missing, gm, drums.program) == (gm, False)
     (tmp_path / "kit.sf2").write_bytes(b"")
     own = replace(drums, soundfont=(str(tmp_path / "kit.sf2"),))
-    assert _part_soundfont(own, gm, drums.program) == (tmp_path / "kit.sf2", True)
-    assert _part_soundfont(own, gm, drums.slow_program) == (gm, False)  # brushes come from the GM SoundFont
+    assert part_soundfont(own, gm, drums.program) == (tmp_path / "kit.sf2", True)
+    assert part_soundfont(own, gm, drums.slow_program) == (gm, False)  # brushes come from the GM SoundFont
 
 
 def test_a_part_plays_the_first_of_its_soundfonts_that_is_installed(tmp_path):
-    from covergen.arrange.render import _part_soundfont
+    from covergen.arrange.render import part_soundfont
 
     piano = arrange.load_style("jazz").part("piano")
     gm, lossy = tmp_path / "gm.sf2", tmp_path / "piano.sf3"
     lossy.write_bytes(b"")
     listed = replace(piano, soundfont=(str(tmp_path / "piano.sf2"), str(lossy)))
-    assert _part_soundfont(listed, gm, piano.program) == (lossy, False)  # a melodic part: not a kit
+    assert part_soundfont(listed, gm, piano.program) == (lossy, False)  # a melodic part: not a kit
     (tmp_path / "piano.sf2").write_bytes(b"")
-    assert _part_soundfont(listed, gm, piano.program) == (tmp_path / "piano.sf2", False)
-    assert _part_soundfont(replace(piano, soundfont=()), gm, piano.program) == (gm, False)
+    assert part_soundfont(listed, gm, piano.program) == (tmp_path / "piano.sf2", False)
+    assert part_soundfont(replace(piano, soundfont=()), gm, piano.program) == (gm, False)
 
 
 def test_a_style_part_takes_a_soundfont_or_a_list_of_them(tmp_path):

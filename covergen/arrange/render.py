@@ -32,8 +32,8 @@ from ..leadsheet import LeadSheet, beat_to_seconds, midi_on_grid
 from .score import Event
 from .styles import Style
 
-__all__ = ["find_soundfont", "render_midi", "to_midi", "render_band", "playable_part", "onset_latency_s", "MIN_NOTE_S",
-           "SOUNDFONTS"]
+__all__ = ["find_soundfont", "render_midi", "to_midi", "render_band", "playable_part", "part_soundfont", "onset_latency_s",
+           "MIN_NOTE_S", "SOUNDFONTS"]
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def render_midi(midi, *, sample_rate: int = 44100, soundfont: Path | None = None
     return np.ascontiguousarray(y.T)
 
 
-def _part_soundfont(part, default: Path | None, program: int) -> tuple[Path | None, bool]:
+def part_soundfont(part, default: Path | None, program: int) -> tuple[Path | None, bool]:
     """(SoundFont, is a kit SoundFont) for a part: the first of its own that is installed (a file name
     under /usr/share/sounds/sf2 or sf3, by its extension, or a path), else the General MIDI one (logged
     with what to install). Drums at the style's slow tempo play the General MIDI slow kit (brushes),
@@ -191,11 +191,11 @@ def onset_latency_s(soundfont: Path, program: int, pitches) -> dict[int, float]:
 
 
 def playable_part(part, inst, default_soundfont: Path | None):
-    """(instrument to render, SoundFont) for one part's MIDI track: its own SoundFont (`_part_soundfont`;
+    """(instrument to render, SoundFont) for one part's MIDI track: its own SoundFont (`part_soundfont`;
     a recorded kit is a melodic preset, bank 0 program 0, with General MIDI drum keys), and a melodic
     part's notes moved earlier by their samples' onset latency (`onset_latency_s`), so each note sounds
     at its time on the grid. The MIDI file a user gets (`--midi`) keeps the times on the grid."""
-    font, kit = _part_soundfont(part, default_soundfont, inst.program)
+    font, kit = part_soundfont(part, default_soundfont, inst.program)
     if kit:
         inst = copy.copy(inst)
         inst.is_drum, inst.program = False, 0
