@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from .audio import SILENCE_DBFS, atomic_path, beat_track, check_output_not_input, find_audio, onset_strength
+from .beattrack import beat_frames
 from .errors import CovergenError, CoverCheckError, ModelError
 
 __all__ = ["features", "beat_chroma", "features_from_chroma", "similarity", "similarity_strong",
@@ -80,6 +81,15 @@ def beat_chroma(y: np.ndarray, *, sample_rate: int, method: str = "qmax", min_be
     silence, no detectable beat, or fewer beats than `method` needs (`MIN_BEATS`; `min_beats`
     overrides it).
     """
+    return beat_chroma_and_tempo(y, sample_rate=sample_rate, method=method, min_beats=min_beats)[0]
+
+
+def beat_chroma_and_tempo(y: np.ndarray, *, sample_rate: int, method: str = "qmax", min_beats: int | None = None,
+                          tempo_bpm: float | None = None) -> tuple[np.ndarray, float]:
+    """`beat_chroma` and the tempo its beats were tracked at. With `tempo_bpm` the beats are tracked at that
+    tempo instead of an estimated one: `make` knows the cover's tempo (the original's times the preset's
+    change), and a syncopated band (bossa nova's, lo-fi's swung sixteenths) otherwise reads at double time,
+    whose beat chroma does not line up with the original's at all (z near 0 for a band playing its chords)."""
     import librosa
 
     y = np.asarray(y, dtype=np.float32)
@@ -99,6 +109,8 @@ def beat_chroma(y: np.ndarray, *, sample_rate: int, method: str = "qmax", min_be
     if float(np.percentile(onset_env, 95)) < MIN_ONSET_STRENGTH:  # the tracker finds "beats" in a steady tone
         beats = np.zeros(0, dtype=int)
         tempo_bpm = 0.0
+    elif tempo_bpm:
+        beats = beat_frames(onset_env, bpm=tempo_bpm, frame_rate=SAMPLE_RATE / HOP_SAMPLES)
     else:
         tempo_bpm, beats = beat_track(onset_env, sample_rate=SAMPLE_RATE, hop_samples=HOP_SAMPLES)
     if len(beats) < 2:
@@ -111,7 +123,7 @@ def beat_chroma(y: np.ndarray, *, sample_rate: int, method: str = "qmax", min_be
     chroma = librosa.feature.chroma_cqt(y=y, sr=SAMPLE_RATE, hop_length=HOP_SAMPLES, tuning=_estimate_tuning(y))
     sync = librosa.util.sync(chroma, beats, aggregate=np.median, pad=False)
     sync = sync[:, :n_beats]
-    return (sync / np.maximum(sync.max(axis=0, keepdims=True), 1e-9)).astype(np.float32)
+    return (sync / np.maximum(sync.max(axis=0, keepdims=True), 1e-9)).astype(np.float32), float(tempo_bpm)
 
 
 def _too_short(n_beats: int, min_beats: int, method: str, tempo_bpm: float | None = None) -> str:

@@ -178,6 +178,7 @@ class _Reference:
     chroma_error: str
     genre: dict[str, float] | None
     genre_error: str
+    tempo_bpm: float = 0.0  # the tempo the check tracked the original's beats at
 
 
 def _reference(original: np.ndarray, sample_rate: int, preset: presets.GenrePreset,
@@ -187,9 +188,9 @@ def _reference(original: np.ndarray, sample_rate: int, preset: presets.GenrePres
     from . import coverid, genre
     from .errors import GenreError, ModelError
 
-    chroma, chroma_error, probs, genre_error = None, "", None, ""
+    chroma, chroma_error, probs, genre_error, tempo = None, "", None, "", 0.0
     try:
-        chroma = coverid.beat_chroma(original, sample_rate=sample_rate)
+        chroma, tempo = coverid.beat_chroma_and_tempo(original, sample_rate=sample_rate)
     except CoverCheckError as err:
         chroma_error = str(err)
     # the classifier's probabilities move with level: the original is judged at the cover's loudness
@@ -199,17 +200,20 @@ def _reference(original: np.ndarray, sample_rate: int, preset: presets.GenrePres
         probs = genre.predict(original * gain, sample_rate=sample_rate)
     except (GenreError, ModelError) as err:
         genre_error = str(err)
-    return _Reference(chroma, chroma_error, probs, genre_error)
+    return _Reference(chroma, chroma_error, probs, genre_error, tempo)
 
 
-def _cover_check(reference: _Reference, cover: np.ndarray, sample_rate: int) -> dict:
-    """Both cover-check methods against the bundled background; the verdict is Qmax's (the stronger one)."""
+def _cover_check(reference: _Reference, cover: np.ndarray, sample_rate: int, tempo_ratio: float) -> dict:
+    """Both cover-check methods against the bundled background; the verdict is Qmax's (the stronger one).
+    The cover's beats are tracked at the tempo it was made at (the original's times `tempo_ratio`, the
+    mix's stretch rate), so that the two beat grids count the same beats (`coverid.beat_chroma_and_tempo`)."""
     from . import coverid
 
     if reference.chroma is None:
         return {"status": "skipped", "reason": reference.chroma_error}
+    cover_tempo = reference.tempo_bpm * tempo_ratio
     try:
-        chroma_cover = coverid.beat_chroma(cover, sample_rate=sample_rate)
+        chroma_cover, _ = coverid.beat_chroma_and_tempo(cover, sample_rate=sample_rate, tempo_bpm=cover_tempo)
         qmax = coverid.check(reference.chroma, chroma_cover, method="qmax")
     except CoverCheckError as err:
         return {"status": "skipped", "reason": str(err)}
@@ -217,7 +221,8 @@ def _cover_check(reference: _Reference, cover: np.ndarray, sample_rate: int) -> 
         ftm = coverid.check(coverid.features_from_chroma(reference.chroma), coverid.features_from_chroma(chroma_cover))
     except CoverCheckError as err:
         ftm = {"status": "skipped", "reason": str(err)}
-    return {"status": "done", **qmax, "2dftm": ftm}
+    return {"status": "done", **qmax, "2dftm": ftm, "beats_at_bpm": {"original": round(reference.tempo_bpm, 2),
+                                                                      "cover": round(cover_tempo, 2)}}
 
 
 def _genre_shift(reference: _Reference, cover: np.ndarray, sample_rate: int, preset: presets.GenrePreset) -> dict:
@@ -338,7 +343,7 @@ def make_cover(
         with ThreadPoolExecutor(max_workers=1) as judge:  # the cover's genre is judged while it is checked
             genre_job = judge.submit(_genre_shift, reference, out, sr_in, preset)
             with _stage(report, "check", on_progress):
-                report["cover_check"] = _cover_check(reference, out, sr_in)
+                report["cover_check"] = _cover_check(reference, out, sr_in, report["mix"]["stretch_rate"])
             if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
                 out, revoiced = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
                                        on_progress=on_progress, separator=separator, demucs_repo=demucs_repo,
@@ -498,7 +503,7 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
     retry: dict = {"stages_s": report["stages_s"], "transfer": []}
     out, _ = _arranged_cover(sheet, stems, preset, retry, name=str(song), seed=seed, output_rate=sr_in,
                              on_progress=on_progress, keep=keep)
-    second = _cover_check(reference, out, sr_in)
+    second = _cover_check(reference, out, sr_in, retry["mix"]["stretch_rate"])
     report["guard"] = {"first_check": first, "action": "kept the original other stem under the band",
                        "kept_stems": list(keep), "second_check": second}
     report["mix"] = retry["mix"]
@@ -512,7 +517,7 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
     revoice: dict = {"stages_s": report["stages_s"], "transfer": []}
     revoiced, transferred, facts = _revoiced_cover(stems, preset, revoice, tempo_bpm=sheet.tempo_bpm, output_rate=sr_in,
                                                    seed=seed, on_progress=on_progress)
-    third = _cover_check(reference, revoiced, sr_in)
+    third = _cover_check(reference, revoiced, sr_in, facts["stretch_rate"])
     report["guard"]["revoice_check"] = third
     if third.get("score", -np.inf) <= second.get("score", -np.inf):
         log.warning("the re-voiced cover scores no better (%s, score %.3f); keeping the arranged one",

@@ -151,9 +151,37 @@ def test_12_s_excerpt_and_its_transposed_slower_copy_are_a_cover(song):
     # `make`'s check (and so its guard) gets qmax's verdict on a clip this short; 2dftm says why it cannot
     from covergen import pipeline, presets
 
-    report = pipeline._cover_check(pipeline._reference(clip, SR, presets.load("jazz")), copy, SR)
+    reference = pipeline._reference(clip, SR, presets.load("jazz"))
+    report = pipeline._cover_check(reference, copy, SR, 0.85)
     assert report["status"] == "done" and report["verdict"] == "cover", report
     assert report["2dftm"]["status"] == "skipped" and "2dftm needs 75" in report["2dftm"]["reason"]
+    # the copy's beats are tracked at the tempo it was made at; that does not make another piece a cover
+    assert report["beats_at_bpm"]["cover"] == pytest.approx(0.85 * reference.tempo_bpm, abs=0.01)
+    assert pipeline._cover_check(reference, other, SR, 1.0)["verdict"] == "not a cover"
+
+
+def test_beats_tracked_at_a_given_tempo_follow_it():
+    """`make` tracks the cover's beats at the tempo it made it at (a bossa nova band otherwise reads at double
+    time): a 90 BPM groove with sixteenth hats gets one beat per given beat, at the tempo the tracker
+    finds by itself and at half and double that."""
+    bpm, beats_n = 90.0, 40
+    beat = 60 / bpm
+    y = np.zeros(int((beats_n + 1) * beat * SR), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    for i in range(beats_n * 4):  # sixteenth-note hats
+        t = int(i * beat / 4 * SR)
+        y[t:t + 600] += 0.3 * rng.standard_normal(600).astype(np.float32) * np.exp(-np.arange(600) / 100)
+    for i in range(beats_n):  # a kick on the beat, a C major stab on its 'and'
+        k, t = int(i * beat * SR), int((i + 0.5) * beat * SR)
+        y[k:k + 3000] += 0.2 * np.sin(2 * np.pi * 60 * np.arange(3000) / SR).astype(np.float32)
+        tone = sum(np.sin(2 * np.pi * f * np.arange(4000) / SR) for f in (261.6, 329.6, 392.0))
+        y[t:t + 4000] += 0.2 * (tone * np.exp(-np.arange(4000) / 1500)).astype(np.float32)
+    free, free_bpm = coverid.beat_chroma_and_tempo(y, sample_rate=SR)
+    assert free_bpm == pytest.approx(bpm, rel=0.03)
+    for given in (bpm / 2, bpm, 2 * bpm):
+        chroma, at = coverid.beat_chroma_and_tempo(y, sample_rate=SR, tempo_bpm=given)
+        assert at == given
+        assert chroma.shape[1] == pytest.approx(free.shape[1] * given / bpm, abs=2)
 
 
 def test_silence_raises_clear_error():
