@@ -30,8 +30,8 @@ from .audio import SILENCE_DBFS, atomic_path, beat_track, check_output_not_input
 from .beattrack import beat_frames
 from .errors import CovergenError, CoverCheckError, ModelError
 
-__all__ = ["features", "beat_chroma", "beat_chroma_and_tempo", "features_from_chroma", "similarity", "similarity_strong",
-           "check", "compare", "build_index", "load_index", "rank", "Index", "Background", "load_background",
+__all__ = ["features", "beat_chroma", "beat_chroma_and_tempo", "features_from_chroma", "similarity",
+           "similarity_strong", "check", "compare", "build_index", "load_index", "rank", "Index", "Background", "load_background",
            "save_background", "METHODS", "PATCH_BEATS", "SAMPLE_RATE", "INDEX_NAME"]
 
 log = logging.getLogger(__name__)
