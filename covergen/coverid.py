@@ -31,8 +31,8 @@ from .beattrack import beat_frames
 from .errors import CovergenError, CoverCheckError, ModelError
 
 __all__ = ["features", "beat_chroma", "beat_chroma_and_tempo", "features_from_chroma", "similarity",
-           "similarity_strong", "check", "compare", "build_index", "load_index", "rank", "Index", "Background", "load_background",
-           "save_background", "METHODS", "PATCH_BEATS", "SAMPLE_RATE", "INDEX_NAME"]
+           "similarity_strong", "check", "compare", "build_index", "load_index", "rank", "Index", "Background",
+           "load_background", "save_background", "METHODS", "PATCH_BEATS", "SAMPLE_RATE", "INDEX_NAME"]
 
 log = logging.getLogger(__name__)
 
