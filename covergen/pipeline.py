@@ -37,6 +37,8 @@ SILENT_STEM_DBFS = -50.0
 # Measured (60 s excerpts, spleeter): the shared sung songs 0.9-6.0 LU, the multitracks' true vocal stems 3.1-12.3;
 # instrumentals: Vibe Ace 27.8, ragtime piano 48.4, but Tchaikovsky's celesta 12.3 (the separator takes it for a voice).
 INSTRUMENTAL_VOCALS_LU = 15.0
+# The melody of such a song: the lead line of its `other` stem (`lead.lead_line`), in LeadSheet.source["melody_stem"].
+LEAD_LINE = "other: lead line"
 # Share of beats whose chords the analysis filled in (the recogniser heard none there) from which `make`
 # says so in one line: the band then plays the key's triads matched to the recording, not recognised chords.
 FILLED_CHORDS_WARN_SHARE = 0.25
@@ -302,6 +304,8 @@ def make_cover(
     _chord_warnings(sheet, report, str(song))
     with _stage(report, "separate", on_progress) as progress:
         if stems is None:  # the lead sheet came from the cache: separate (usually a stem-cache hit too)
+            if needed is not None and sheet.source.get("melody_stem") == LEAD_LINE:
+                needed = tuple(dict.fromkeys(needed + ("other",)))
             stems, sep_info = separate.separate(_stereo_at_work_rate(y_in, sr_in), sample_rate=rate,
                                                 separator=separator, demucs_repo=demucs_repo,
                                                 use_cache=use_cache, keep=needed, on_progress=progress)
@@ -390,14 +394,19 @@ def _tempo_ratio(sheet: LeadSheet, preset: presets.GenrePreset, name: str) -> fl
     return (tempo + preset.tempo_change_bpm) / tempo
 
 
-def _instrumental_warning(vocals: np.ndarray, rate: int, report: dict, entry: dict, name: str) -> None:
-    """Note in `entry` how far the vocal stem sits under the song, and warn when that looks like an
-    instrumental (INSTRUMENTAL_VOCALS_LU): its tune is not in the stem the arranged cover keeps."""
+def _instrumental_warning(vocals: np.ndarray, rate: int, report: dict, entry: dict, name: str,
+                          melody_stem: str) -> None:
+    """Note in `entry` how far the vocal stem sits under the song. On an instrumental (INSTRUMENTAL_VOCALS_LU)
+    say that the melody is the lead line of `other`, or, for a lead sheet read from a file made without
+    that choice, warn that the tune is not in the stem the cover keeps."""
     if "lufs" not in report.get("input", {}):
         return
     under = report["input"]["lufs"] - mix.integrated_lufs(vocals, sample_rate=rate)
     entry["vocals_under_song_lu"] = round(under, 1) if np.isfinite(under) else None
-    if under >= INSTRUMENTAL_VOCALS_LU:
+    if melody_stem == LEAD_LINE:
+        log.info("%s: an instrumental (the vocal stem is %s LU under the song): the melody is the lead line of "
+                 "the other stem", name, entry["vocals_under_song_lu"])
+    elif under >= INSTRUMENTAL_VOCALS_LU:
         how_far = f"{under:.0f} LU" if np.isfinite(under) else "far"
         entry["warning"] = (f"the vocal stem is {how_far} under the song: an instrumental? The cover "
                             "carries its chords but little of its tune; --mode revoice keeps the original's parts")
@@ -456,13 +465,17 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
                           **facts}
     transferred: dict[str, np.ndarray] = {}
     with _stage(report, "melody", on_progress) as progress:
-        melody = stems["vocals"]
-        entry: dict = {"stem": "vocals", "melody": band_preset.melody}
+        melody_stem = sheet.source.get("melody_stem", "vocals")
+        entry: dict = {"stem": melody_stem, "melody": band_preset.melody}
+        melody, line_facts = melody_of(stems, melody_stem)
+        if line_facts:
+            entry["lead_line"] = line_facts
         if _peak_dbfs(melody) < SILENT_STEM_DBFS:
             melody = None
-            entry.update(status="none", reason=f"vocal stem is silent (peak below {SILENT_STEM_DBFS:g} dBFS)")
+            entry.update(status="none", reason=f"the melody ({melody_stem}) is silent "
+                                               f"(peak below {SILENT_STEM_DBFS:g} dBFS)")
         else:
-            _instrumental_warning(melody, rate, report, entry, name)
+            _instrumental_warning(stems["vocals"], rate, report, entry, name, melody_stem)
             if band_preset.melody == "voice":
                 entry.update(status="voice kept")
                 gate = timbre.voice_gate(sheet.melody, melody.shape[-1], rate)
@@ -759,7 +772,25 @@ def read_lead_sheet(path: Path) -> LeadSheet:
         raise AudioLoadError(f"{path}: not a covergen lead sheet ({str(err).splitlines()[0]})") from None
 
 
-ANALYSIS_VERSION = "analysis-6"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
+ANALYSIS_VERSION = "analysis-7"  # bump when analysis.py changes what it finds: cached lead sheets are keyed by it
+
+
+def _melody_stem(vocals: np.ndarray, song_lufs: float) -> str:
+    """Which stem carries the tune: "vocals", or LEAD_LINE for an instrumental (its vocal stem
+    INSTRUMENTAL_VOCALS_LU or more under the song), whose tune the separator leaves in `other`."""
+    under = song_lufs - mix.integrated_lufs(vocals, sample_rate=separate.SAMPLE_RATE)
+    return LEAD_LINE if not np.isfinite(under) or under >= INSTRUMENTAL_VOCALS_LU else "vocals"
+
+
+def melody_of(stems: dict[str, np.ndarray], melody_stem: str) -> tuple[np.ndarray, dict]:
+    """The song's melody at separate.SAMPLE_RATE, the vocal stem or the lead line of `other`, and the
+    lead line's facts (empty for the vocal stem)."""
+    if melody_stem != LEAD_LINE:
+        return stems["vocals"], {}
+    from .lead import lead_line
+
+    line = lead_line(stems["other"], sample_rate=separate.SAMPLE_RATE)
+    return line.audio, line.facts()
 
 
 def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separator: str = "auto",
@@ -813,9 +844,13 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
     def separate_and_track() -> tuple[dict[str, np.ndarray], dict, list]:
         stems, info = separate.separate(_stereo_at_work_rate(y, sample_rate), sample_rate=separate.SAMPLE_RATE,
                                         separator=separator, demucs_repo=demucs_repo, use_cache=use_cache,
-                                        keep=None if keep is None else tuple(dict.fromkeys(("vocals", *keep))),
+                                        keep=None if keep is None else tuple(dict.fromkeys(("vocals", "other", *keep))),
                                         on_progress=separation_progress)
-        return stems, info, timbre.melody_notes(stems["vocals"], sample_rate=separate.SAMPLE_RATE)
+        melody_stem = _melody_stem(stems["vocals"], mix.integrated_lufs(y, sample_rate=sample_rate))
+        info["melody_stem"] = melody_stem
+        if keep is not None and "other" not in keep and melody_stem == "vocals":
+            del stems["other"]  # only an instrumental's melody needs it
+        return stems, info, timbre.melody_notes(melody_of(stems, melody_stem)[0], sample_rate=separate.SAMPLE_RATE)
 
     if not side_by_side:
         sheet = analysis.analyse(y, sample_rate=sample_rate, chords=chords, name=name, on_progress=analysis_progress)
@@ -834,7 +869,7 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
             raise
         finally:
             worker.shutdown(wait=False, cancel_futures=True)
-    sheet.source["separator"] = sep_info["separator"]
+    sheet.source.update(separator=sep_info["separator"], melody_stem=sep_info["melody_stem"])
     progress(1.0)
     if use_cache:
         try:

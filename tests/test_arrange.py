@@ -472,17 +472,20 @@ def test_a_style_edit_changes_the_score_without_code():
 
 
 def test_a_vocal_stem_far_under_the_song_is_reported_as_an_instrumental(caplog):
-    """The arranged cover keeps the vocal stem as its tune: 20 LU under the song (an instrumental's stem) gets a
-    one-line warning and a note in the report; 5 LU under (a sung song's) only the measured level."""
+    """A lead sheet read from a file whose melody came from the vocal stem: 20 LU under the song (an
+    instrumental's stem) gets a one-line warning and a note in the report; 5 LU under (a sung song's) only the
+    measured level. With the melody from the lead line of `other` (what the analysis picks for an
+    instrumental) there is nothing to warn of."""
     from covergen import mix, pipeline
 
     rng = np.random.default_rng(0)
     stem = (0.1 * rng.standard_normal((2, 44100 * 4))).astype(np.float32)
     level = mix.integrated_lufs(stem, sample_rate=44100)
-    for under, warned in ((20.0, True), (5.0, False)):
+    for under, melody_stem, warned in ((20.0, "vocals", True), (5.0, "vocals", False),
+                                       (20.0, pipeline.LEAD_LINE, False)):
         report, entry = {"input": {"lufs": level + under}}, {}
         caplog.clear()
-        pipeline._instrumental_warning(stem, 44100, report, entry, "song.wav")
+        pipeline._instrumental_warning(stem, 44100, report, entry, "song.wav", melody_stem)
         assert entry["vocals_under_song_lu"] == pytest.approx(under, abs=0.1)
         assert ("warning" in entry) == warned
         assert ("an instrumental?" in caplog.text) == warned

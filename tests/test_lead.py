@@ -1,0 +1,76 @@
+"""The lead line of an instrumental: the tune found and isolated over the chords under it."""
+from __future__ import annotations
+
+import numpy as np
+
+from covergen import lead, mix, pipeline, separate, timbre
+
+SR = separate.SAMPLE_RATE
+
+
+def _tone(f0_hz: np.ndarray, amp: float, partials: int, decay: float) -> np.ndarray:
+    phase = 2 * np.pi * np.cumsum(f0_hz) / SR
+    return sum(amp * decay ** k * np.sin((k + 1) * phase) for k in range(partials))
+
+
+def _instrumental(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """8 s: a vibrato lead (0.5 s notes, with 1 s of rest in the middle) over a sustained triad played
+    by a rich pad. Returns (mix, lead alone, the lead's f0 per sample (0 in rests), the pad alone)."""
+    rng = np.random.default_rng(seed)
+    n = 8 * SR
+    t = np.arange(n) / SR
+    tune = rng.choice([67, 69, 71, 72, 74, 76], size=16)
+    f0 = 440.0 * 2 ** ((np.repeat(tune, SR // 2) - 69) / 12)
+    f0 = f0 * 2 ** (0.3 * np.sin(2 * np.pi * 5.5 * t) / 12)  # 30 cents of vibrato
+    rest = (t >= 3.5) & (t < 4.5)
+    env = np.where(rest, 0.0, 1.0)
+    env = np.convolve(env, np.ones(441) / 441, mode="same")  # 10 ms attacks and releases
+    melody = env * _tone(f0, 0.25, 8, 0.7)
+    pad = sum(_tone(np.full(n, 440.0 * 2 ** ((m - 69) / 12)), 0.08, 6, 0.6) for m in (48, 52, 55))
+    return (melody + pad).astype(np.float32)[None], melody.astype(np.float32), np.where(rest, 0.0, f0), pad
+
+
+def test_the_lead_is_tracked_within_50_cents_and_rests_where_it_rests():
+    y, _, f0, _ = _instrumental()
+    line = lead.lead_line(y, sample_rate=SR)
+    at = np.minimum((np.arange(len(line.f0_hz)) * lead.HOP), len(f0) - 1)
+    truth = f0[at]
+    change = np.zeros(len(truth), bool)
+    change[1:] = np.diff(truth == 0)
+    edge = np.convolve(change, np.ones(17), mode="same") > 0  # 100 ms each side of the rest's edges
+    playing = (truth > 0) & ~edge
+    cents = 1200 * np.abs(np.log2(line.f0_hz[playing] / truth[playing]))
+    assert np.mean(cents < 50) >= 0.9, f"{np.mean(cents < 50):.0%} of lead frames within 50 cents"
+    assert line.voiced[playing].mean() >= 0.9
+    rest = (truth == 0) & ~edge
+    assert line.voiced[rest].mean() <= 0.1, "the pad alone is not a lead line"
+
+
+def test_the_isolated_line_is_the_lead_not_the_chords():
+    y, melody, _, pad = _instrumental(1)
+    out = lead.lead_line(y, sample_rate=SR).audio[0]
+
+    def corr(a, b):
+        return float(np.dot(a, b) / np.linalg.norm(a) / np.linalg.norm(b))
+
+    assert out.shape == (y.shape[1],)
+    assert corr(out, melody) >= 0.9
+    assert abs(corr(out, pad)) <= 0.2
+    # its notes are the lead's (the melody tracker plays the isolated line as one voice)
+    notes = timbre.melody_notes(out, sample_rate=SR)
+    truth = timbre.melody_notes(melody, sample_rate=SR)
+    assert len(truth) >= 10 and abs(len(notes) - len(truth)) <= 2
+    assert [round(n.pitch) for n in notes[:5]] == [round(n.pitch) for n in truth[:5]]
+
+
+def test_an_instrumental_takes_its_melody_from_the_other_stem():
+    y, _, _, _ = _instrumental(2)
+    song_lufs = mix.integrated_lufs(y, sample_rate=SR)
+    quiet = y * np.float32(10 ** (-(pipeline.INSTRUMENTAL_VOCALS_LU + 3) / 20))  # bleed the separator called voice
+    assert pipeline._melody_stem(quiet, song_lufs) == pipeline.LEAD_LINE
+    assert pipeline._melody_stem(np.zeros_like(y), song_lufs) == pipeline.LEAD_LINE
+    assert pipeline._melody_stem(y * np.float32(0.5), song_lufs) == "vocals"  # a singer 6 LU under the song
+    stems = {"vocals": quiet, "other": y}
+    melody, facts = pipeline.melody_of(stems, pipeline.LEAD_LINE)
+    assert melody.shape == (1, y.shape[1]) and facts["voiced_share"] > 0.5
+    assert pipeline.melody_of(stems, "vocals")[0] is quiet
