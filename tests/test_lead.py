@@ -74,3 +74,11 @@ def test_an_instrumental_takes_its_melody_from_the_other_stem():
     melody, facts = pipeline.melody_of(stems, pipeline.LEAD_LINE)
     assert melody.shape == (1, y.shape[1]) and facts["voiced_share"] > 0.5
     assert pipeline.melody_of(stems, "vocals")[0] is quiet
+
+
+def test_noise_and_silence_have_no_lead_line():
+    rng = np.random.default_rng(3)
+    for y in (0.1 * rng.standard_normal((2, 3 * SR)), np.zeros((2, 3 * SR))):
+        line = lead.lead_line(y.astype(np.float32), sample_rate=SR)
+        assert line.facts()["voiced_share"] <= 0.02
+        assert float(np.max(np.abs(line.audio))) <= 0.01
