@@ -73,9 +73,10 @@ def _grid() -> np.ndarray:
 
 
 def _harmonic_matrix(grid_hz: np.ndarray, sample_rate: int) -> np.ndarray:
-    """[shape=(len(grid), bins)]: each grid pitch's weighted harmonics, linearly interpolated between bins."""
-    n_bins = N_FFT // 2 + 1
+    """[shape=(len(grid), bins up to MAX_PARTIAL_HZ)]: each grid pitch's weighted harmonics, linearly
+    interpolated between bins."""
     bin_hz = sample_rate / N_FFT
+    n_bins = min(N_FFT // 2 + 1, int(MAX_PARTIAL_HZ / bin_hz) + 2)
     w = np.zeros((len(grid_hz), n_bins), np.float32)
     rows = np.arange(len(grid_hz))
     for h in range(1, HARMONICS + 1):
@@ -124,6 +125,29 @@ def _best_path(salience: np.ndarray, step_cost: float, max_step: int, jump_cost:
         path[t] = j
         j = back[j, t]
     return path
+
+
+@numba.njit(cache=True)
+def _harmonic_mask(f0_hz: np.ndarray, voiced: np.ndarray, n_bins: int, bin_hz: float, top_hz: float,
+                   harmonics: int, cents: float, min_bins: float) -> np.ndarray:
+    """[shape=(n_bins, frames)] float32: a raised cosine around each harmonic of f0 below top_hz (half width
+    `cents` of its frequency, at least `min_bins`), on voiced frames; 0 elsewhere."""
+    mask = np.zeros((n_bins, len(f0_hz)), np.float32)
+    for t in range(len(f0_hz)):
+        if not voiced[t]:
+            continue
+        for h in range(1, harmonics + 1):
+            if h * f0_hz[t] >= top_hz:
+                break
+            centre = h * f0_hz[t] / bin_hz
+            width = max(min_bins, centre * cents)
+            for k in range(max(0, int(centre - width)), min(n_bins, int(centre + width) + 2)):
+                dist = abs(k - centre) / width
+                if dist < 1.0:
+                    v = 0.5 + 0.5 * np.cos(np.pi * dist)
+                    if v > mask[k, t]:
+                        mask[k, t] = v
+    return mask
 
 
 def _dominance(salience: np.ndarray, path: np.ndarray) -> np.ndarray:
@@ -177,7 +201,7 @@ def lead_line(y: np.ndarray, *, sample_rate: int) -> LeadLine:
         # compressed magnitudes, each bin the max of its neighbours (a partial off the bin centre still counts)
         comp = np.sqrt(mag)
         comp[1:-1] = np.maximum(comp[1:-1], np.maximum(comp[:-2], comp[2:]))
-        salience[:, a:b] = harmonics @ comp
+        salience[:, a:b] = harmonics @ comp[:harmonics.shape[1]]
     sounding = power_db > max(float(np.percentile(power_db, 95)) - SOUNDING_DB, float(power_db.max()) - 100.0)
     scale = float(np.percentile(salience.max(axis=0)[sounding], 90)) if sounding.any() else 1.0
     path = _best_path((salience / max(scale, 1e-9)).astype(np.float64), STEP_COST, MAX_STEP, JUMP_COST)
@@ -187,30 +211,27 @@ def lead_line(y: np.ndarray, *, sample_rate: int) -> LeadLine:
         if b - a < min_run:
             voiced[a:b] = False
     f0 = grid[path]
-    # a soft harmonic mask (a raised cosine around each harmonic of the path's pitch) on voiced frames,
-    # inverted by weighted overlap-add
+    # a soft harmonic mask on voiced frames, inverted by weighted overlap-add (N_FFT is RATIO hops: each
+    # block's frames add in RATIO hop-long slices)
     bin_hz = sample_rate / N_FFT
-    bins = np.arange(N_FFT // 2 + 1, dtype=np.float32)[:, None]
-    cents = 2 ** (MASK_CENTS / 1200) - 1
+    top_hz = min(MAX_PARTIAL_HZ, sample_rate / 2)
     window = _window()
-    out = np.zeros(len(padded), np.float64)
-    norm = np.zeros(len(padded), np.float64)
+    slices = N_FFT // HOP
+    out = np.zeros(len(padded) + N_FFT, np.float32)
+    norm = np.zeros(len(padded) + N_FFT, np.float32)
     for a, b in blocks:
         spec = np.fft.rfft(_frames(padded, a, b), axis=0)
-        mask = np.zeros(spec.shape, np.float32)
-        for h in range(1, HARMONICS + 1):
-            centre = (h * f0[a:b] / bin_hz).astype(np.float32)[None, :]
-            dist = np.abs(bins - centre) / np.maximum(MASK_MIN_BINS, centre * cents)
-            lobe = (0.5 + 0.5 * np.cos(np.pi * np.minimum(dist, 1.0))).astype(np.float32)
-            lobe[:, h * f0[a:b] >= min(MAX_PARTIAL_HZ, sample_rate / 2)] = 0
-            np.maximum(mask, lobe, out=mask)
-        mask[:, ~voiced[a:b]] = 0
-        frames_out = np.fft.irfft(spec * mask, n=N_FFT, axis=0) * window[:, None]
-        for i in range(b - a):
-            at = (a + i) * HOP
-            out[at:at + N_FFT] += frames_out[:, i]
-            norm[at:at + N_FFT] += window ** 2
-    line = (out / np.maximum(norm, 1e-3))[N_FFT // 2:N_FFT // 2 + n].astype(np.float32)
+        mask = _harmonic_mask(f0[a:b], voiced[a:b], spec.shape[0], bin_hz, top_hz, HARMONICS,
+                              2 ** (MASK_CENTS / 1200) - 1, MASK_MIN_BINS)
+        frames_out = (np.fft.irfft(spec * mask, n=N_FFT, axis=0) * window[:, None]).astype(np.float32)
+        for j in range(slices):
+            at = (a + j) * HOP
+            out[at:at + (b - a) * HOP] += frames_out[j * HOP:(j + 1) * HOP].T.reshape(-1)
+            norm[at:at + (b - a) * HOP] += np.tile(window[j * HOP:(j + 1) * HOP] ** 2, b - a)
+    del padded
+    np.maximum(norm, 1e-3, out=norm)
+    out /= norm
+    line = out[N_FFT // 2:N_FFT // 2 + n]
     total = float(np.sum(mono.astype(np.float64) ** 2))
     share = float(np.sum(line.astype(np.float64) ** 2) / total) if total > 0 else 0.0
     return LeadLine(line[None], f0, voiced, hop_s, share)
