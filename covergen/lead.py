@@ -211,8 +211,8 @@ def lead_line(y: np.ndarray, *, sample_rate: int) -> LeadLine:
         if b - a < min_run:
             voiced[a:b] = False
     f0 = grid[path]
-    # a soft harmonic mask on voiced frames, inverted by weighted overlap-add (N_FFT is RATIO hops: each
-    # block's frames add in RATIO hop-long slices)
+    # a soft harmonic mask on voiced frames, inverted by weighted overlap-add (a frame is `slices` hops long:
+    # each block's frames add in that many hop-long slices)
     bin_hz = sample_rate / N_FFT
     top_hz = min(MAX_PARTIAL_HZ, sample_rate / 2)
     window = _window()

@@ -467,7 +467,7 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
     with _stage(report, "melody", on_progress) as progress:
         melody_stem = sheet.source.get("melody_stem", "vocals")
         entry: dict = {"stem": melody_stem, "melody": band_preset.melody}
-        melody, line_facts = melody_of(stems, melody_stem)
+        melody, line_facts = _melody_of(stems, melody_stem)
         if line_facts:
             entry["lead_line"] = line_facts
         if _peak_dbfs(melody) < SILENT_STEM_DBFS:
@@ -782,7 +782,7 @@ def _melody_stem(vocals: np.ndarray, song_lufs: float) -> str:
     return LEAD_LINE if not np.isfinite(under) or under >= INSTRUMENTAL_VOCALS_LU else "vocals"
 
 
-def melody_of(stems: dict[str, np.ndarray], melody_stem: str) -> tuple[np.ndarray, dict]:
+def _melody_of(stems: dict[str, np.ndarray], melody_stem: str) -> tuple[np.ndarray, dict]:
     """The song's melody at separate.SAMPLE_RATE, the vocal stem or the lead line of `other`, and the
     lead line's facts (empty for the vocal stem)."""
     if melody_stem != LEAD_LINE:
@@ -850,7 +850,7 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
         info["melody_stem"] = melody_stem
         if keep is not None and "other" not in keep and melody_stem == "vocals":
             del stems["other"]  # only an instrumental's melody needs it
-        return stems, info, timbre.melody_notes(melody_of(stems, melody_stem)[0], sample_rate=separate.SAMPLE_RATE)
+        return stems, info, timbre.melody_notes(_melody_of(stems, melody_stem)[0], sample_rate=separate.SAMPLE_RATE)
 
     if not side_by_side:
         sheet = analysis.analyse(y, sample_rate=sample_rate, chords=chords, name=name, on_progress=analysis_progress)
