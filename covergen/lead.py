@@ -15,8 +15,9 @@ predominant pitch frame by frame and keeps only the energy on its harmonics:
 - a soft harmonic mask on the stem's spectrogram at the path's harmonics, inverted: one line that the
   melody tracker (`timbre.melody`) and the DDSP instruments can play, or the mix can keep.
 
-Constants were chosen on dev material only (the instrumentals of ../shared/data/covers and GM renders
-of seeds below 1000), never on what the benchmarks report.
+Constants were chosen on dev material only (synthetic leads over chord pads, as in tests/test_lead.py,
+and the instrumentals of ../shared/data/covers; checked on GM renders of seeds below 1000), never on what
+the benchmarks report.
 """
 from __future__ import annotations
 
