@@ -20,7 +20,7 @@ from .errors import AudioContentError, AudioLoadError, OutputError, OutputIsInpu
 
 __all__ = ["load", "read_channels_first", "save", "resample", "to_mono", "content_hash", "atomic_path", "same_file",
            "check_output_not_input", "is_covergen_output", "onset_strength", "tempo_bpm", "beat_track", "SOFTWARE_TAG", "MIN_DURATION_S", "MAX_DURATION_S",
-           "FORMATS", "AUDIO_SUFFIXES", "SILENCE_DBFS", "find_audio"]
+           "FORMATS", "AUDIO_SUFFIXES", "SILENCE_DBFS", "find_audio", "true_runs"]
 
 MIN_DURATION_S = 1.0
 MAX_DURATION_S = 20 * 60.0
@@ -228,6 +228,13 @@ def beat_track(onset_envelope: np.ndarray, *, sample_rate: int, hop_samples: int
     if tempo == 0.0:
         return 0.0, np.zeros(0, dtype=int)
     return tempo, beat_frames(onset_envelope, bpm=tempo, frame_rate=sample_rate / hop_samples)
+
+
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, end) spans where a 1-d boolean mask (e.g. per frame) is True."""
+    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
+    edges = np.flatnonzero(np.diff(m.astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

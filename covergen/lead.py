@@ -21,11 +21,13 @@ the benchmarks report.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 import scipy.signal
 
-from .audio import to_mono
+from .audio import to_mono, true_runs
 
 __all__ = ["LeadLine", "lead_line", "MIN_LINE_S"]
 
@@ -53,12 +55,15 @@ MASK_MIN_BINS = 2.5
 BLOCK_FRAMES = 2000  # about 23 s of spectrogram at a time
 
 
+@dataclass
 class LeadLine:
-    """The isolated line (`audio`, mono [shape=(1, samples)]) and what the tracker found."""
+    """The isolated line (`audio`, mono [shape=(1, samples)]) and what the tracker found, per frame."""
 
-    def __init__(self, audio: np.ndarray, f0_hz: np.ndarray, voiced: np.ndarray, hop_s: float, energy_share: float):
-        self.audio, self.f0_hz, self.voiced, self.hop_s = audio, f0_hz, voiced, hop_s
-        self.energy_share = energy_share
+    audio: np.ndarray
+    f0_hz: np.ndarray
+    voiced: np.ndarray
+    hop_s: float
+    energy_share: float  # of the stem's energy
 
     def facts(self) -> dict:
         """For the report: how much of the stem the line covers and where it sits."""
@@ -165,12 +170,6 @@ def _dominance(salience: np.ndarray, path: np.ndarray) -> np.ndarray:
     return salience[path, frames] / np.maximum(second, 1e-9)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(m))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
 def _frames(padded: np.ndarray, first: int, last: int) -> np.ndarray:
     """Windowed frames [first, last) of the centred signal, [shape=(N_FFT, frames)]."""
     seg = padded[first * HOP:(last - 1) * HOP + N_FFT]
@@ -208,7 +207,7 @@ def lead_line(y: np.ndarray, *, sample_rate: int) -> LeadLine:
     path = _best_path((salience / max(scale, 1e-9)).astype(np.float64), STEP_COST, MAX_STEP, JUMP_COST)
     voiced = sounding & (_dominance(salience, path) >= MIN_DOMINANCE)
     min_run = max(1, int(round(MIN_LINE_S / hop_s)))
-    for a, b in _runs(voiced):
+    for a, b in true_runs(voiced):
         if b - a < min_run:
             voiced[a:b] = False
     f0 = grid[path]

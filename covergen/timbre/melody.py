@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter
 
+from ..audio import true_runs
 from ..leadsheet import Note
 from . import features as feat
 
@@ -90,12 +91,6 @@ class Tracking:
         return [(round(a * self.hop_s, 3), round(b * self.hop_s, 3)) for a, b in edges]
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    m = np.concatenate([[False], np.asarray(mask, bool), [False]])
-    edges = np.flatnonzero(np.diff(m.astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
 def _midi(f0_hz: np.ndarray) -> np.ndarray:
     return 69.0 + 12.0 * np.log2(np.maximum(np.asarray(f0_hz, np.float64), 1.0) / 440.0)
 
@@ -119,7 +114,7 @@ def track(mono: np.ndarray, *, sample_rate: int = feat.SAMPLE_RATE, hop_samples:
     jump = np.zeros(frames, bool)
     jump[1:] = np.abs(np.diff(midi)) > _SPLIT_SEMITONES
     runs = []
-    for a, b in _runs(cand):
+    for a, b in true_runs(cand):
         cuts = [a] + [k for k in range(a + 1, b) if jump[k]] + [b]
         runs += [(s, e) for s, e in zip(cuts[:-1], cuts[1:])]
     min_run = max(1, int(round(MIN_RUN_S / hop_s)))
@@ -152,13 +147,13 @@ def track(mono: np.ndarray, *, sample_rate: int = feat.SAMPLE_RATE, hop_samples:
             played[k] = True
             k += 1
     bridge = int(round(_BRIDGE_S / hop_s))
-    for a, b in _runs(~played):
+    for a, b in true_runs(~played):
         if 0 < a and b < frames and b - a <= bridge:
             played[a:b] = True
     # Phrases: played stretches joined across short gaps; a phrase must hold MIN_PHRASE_S of played frames.
     phrases: list[tuple[int, int]] = []
     gap = int(round(PHRASE_GAP_S / hop_s))
-    for a, b in _runs(played):
+    for a, b in true_runs(played):
         if phrases and a - phrases[-1][1] <= gap:
             phrases[-1] = (phrases[-1][0], b)
         else:
@@ -198,7 +193,7 @@ def notes_from_tracking(tr: Tracking) -> list[Note]:
     min_note = max(1, int(round(_MIN_NOTE_S / tr.hop_s)))
     reference_db = float(np.percentile(tr.loudness_db[tr.sounding], 95)) if tr.sounding.any() else 0.0
     notes: list[Note] = []
-    for a, b in _runs(tr.played):
+    for a, b in true_runs(tr.played):
         seg = midi[a:b]
         # A running median over one vibrato period: the vibrato averages out, a step stays a step.
         smooth = median_filter(seg, size=min(width, len(seg)), mode="nearest")
