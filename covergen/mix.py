@@ -13,7 +13,7 @@ import numba
 import numpy as np
 import pedalboard as pb
 import pyloudnorm
-from scipy.signal import firwin, lfilter
+from scipy.signal import firwin, sosfilt
 
 from .audio import beat_track, onset_strength, resample, to_mono
 from .presets import CompressorSettings, EqBand, GenrePreset, MasterPreset, StemPreset
@@ -238,10 +238,11 @@ def stretch(y: np.ndarray, *, sample_rate: int, rate: float, monophonic: bool = 
 def integrated_lufs(y: np.ndarray, *, sample_rate: int) -> float:
     """Integrated loudness (LUFS, BS.1770-4 gated). -inf for silence.
 
-    y: [shape=(channels, samples)] or [shape=(samples,)]. pyloudnorm's K-weighting filters, 400 ms
-    blocks with 75% overlap and gating, computed in chunks of CHUNK_SAMPLES (filter state carried
-    across chunks), so memory stays flat whatever the length; the value matches
-    `pyloudnorm.Meter.integrated_loudness` on the whole signal.
+    y: [shape=(channels, samples)] or [shape=(samples,)]. pyloudnorm's K-weighting filters (one
+    second-order-section cascade, its state carried across chunks), 400 ms blocks with 75% overlap and
+    gating, computed in chunks of CHUNK_SAMPLES, so memory stays flat whatever the length; the value matches
+    `pyloudnorm.Meter.integrated_loudness` on the whole signal. Each block's energy is the sum of the
+    pieces between consecutive block edges (each piece summed once: 4x less work than per block).
     """
     y = np.asarray(y)
     y = y[None] if y.ndim == 1 else y
@@ -250,27 +251,28 @@ def integrated_lufs(y: np.ndarray, *, sample_rate: int) -> float:
     block_s, step = meter.block_size, 1.0 - meter.overlap
     if n < block_s * sample_rate:
         raise ValueError(f"audio of {n} samples is shorter than one {block_s:g} s loudness block")
-    stages = [(f.b, f.a, f.passband_gain) for f in meter._filters.values()]
-    states = [[np.zeros(max(len(b), len(a)) - 1) for b, a, _ in stages] for _ in range(channels)]
+    stages = list(meter._filters.values())
+    sos = np.array([np.concatenate([f.b, f.a]) for f in stages])
+    gain = float(np.prod([f.passband_gain for f in stages]))
+    state = np.zeros((len(stages), channels, 2))
     n_blocks = int(np.round((n / sample_rate - block_s) / (block_s * step))) + 1
-    bounds = [(int(block_s * (j * step) * sample_rate), int(block_s * (j * step + 1) * sample_rate))
-              for j in range(n_blocks)]
-    z = np.zeros((channels, n_blocks))  # mean square of the weighted signal per block and channel
-    kept, kept_start, j = np.zeros((channels, 0)), 0, 0  # weighted samples from kept_start on
+    j = np.arange(n_blocks)
+    starts = (block_s * (j * step) * sample_rate).astype(np.int64)  # as pyloudnorm bounds its blocks
+    ends = np.minimum((block_s * (j * step + 1) * sample_rate).astype(np.int64), n)
+    edges = np.unique(np.concatenate([starts, ends, [n]]))
+    pieces = np.zeros((channels, len(edges) - 1))  # energy of the weighted signal in [edges[i], edges[i + 1])
     for start in range(0, n, CHUNK_SAMPLES):
-        x = y[:, start:start + CHUNK_SAMPLES].astype(np.float64)
-        for c in range(channels):
-            for k, (b, a, gain) in enumerate(stages):
-                filtered, states[c][k] = lfilter(b, a, x[c], zi=states[c][k])
-                x[c] = gain * filtered
-        kept = np.concatenate([kept, x], axis=1)
-        end = start + x.shape[1]
-        while j < n_blocks and (bounds[j][1] <= end or end == n):
-            lo, hi = bounds[j]
-            z[:, j] = np.sum(np.square(kept[:, lo - kept_start:hi - kept_start]), axis=1) / (block_s * sample_rate)
-            j += 1
-        drop = (bounds[j][0] if j < n_blocks else end) - kept_start
-        kept, kept_start = kept[:, drop:], kept_start + drop
+        x, state = sosfilt(sos, y[:, start:start + CHUNK_SAMPLES].astype(np.float64), axis=-1, zi=state)
+        stop = start + x.shape[1]
+        inner = edges[(edges > start) & (edges < stop)]
+        cuts = np.concatenate([[start], inner]) - start
+        sums = np.add.reduceat(np.square(gain * x), cuts, axis=1)
+        which = np.searchsorted(edges, cuts + start, side="right") - 1
+        np.add.at(pieces, (slice(None), which), sums)  # a piece cut by a chunk edge gets both parts
+    first, last = np.searchsorted(edges, starts), np.searchsorted(edges, ends)
+    span = first[:, None] + np.arange(int((last - first).max()))[None]
+    inside = span < last[:, None]
+    z = np.where(inside, pieces[:, np.minimum(span, pieces.shape[1] - 1)], 0.0).sum(axis=2) / (block_s * sample_rate)
     gains = np.asarray(_CHANNEL_GAINS[:channels])[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         block_lufs = -0.691 + 10.0 * np.log10(np.sum(gains * z, axis=0))

@@ -294,7 +294,7 @@ def make_cover(
     with _stage(report, "analyse", on_progress) as progress:
         sheet, analysis_info, stems = lead_sheet_of(y_in, sr_in, name=str(song), separator=separator,
                                                     demucs_repo=demucs_repo, use_cache=use_cache, keep=needed,
-                                                    on_progress=progress)
+                                                    song_lufs=lufs_in, on_progress=progress)
     tempo = sheet.tempo_bpm
     report["input"].update(tempo_bpm=round(tempo, 2), tempo_bpm_exact=tempo)
     report["lead_sheet"] = {"key": sheet.key, "tempo_bpm": round(tempo, 2), "meter": f"{sheet.beats_per_bar}/4",
@@ -795,7 +795,8 @@ def _melody_of(stems: dict[str, np.ndarray], melody_stem: str) -> tuple[np.ndarr
 
 def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separator: str = "auto",
                   demucs_repo: Path | None = None, chords: str = "chordia", use_cache: bool = True,
-                  keep: tuple[str, ...] | None = None, on_progress: Callable[[float], None] | None = None
+                  keep: tuple[str, ...] | None = None, song_lufs: float | None = None,
+                  on_progress: Callable[[float], None] | None = None
                   ) -> tuple[LeadSheet, dict, dict[str, np.ndarray] | None]:
     """The song's lead sheet (beats, meter, key, chords; the melody from the separated vocal stem),
     cached by the audio's content hash, the separator and the analysis version, so a second genre does
@@ -803,7 +804,7 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
 
     Returns (lead sheet, info, stems): stems at separate.SAMPLE_RATE when this call separated the
     song (info["separation"] says how; only the stems in `keep` and the vocals, with `keep`), None on a
-    cache hit.
+    cache hit. `song_lufs`: y's integrated loudness, if already measured.
     """
     from . import analysis, timbre
 
@@ -846,7 +847,8 @@ def lead_sheet_of(y: np.ndarray, sample_rate: int, *, name: str = "input", separ
                                         separator=separator, demucs_repo=demucs_repo, use_cache=use_cache,
                                         keep=None if keep is None else tuple(dict.fromkeys(("vocals", "other", *keep))),
                                         on_progress=separation_progress)
-        melody_stem = _melody_stem(stems["vocals"], mix.integrated_lufs(y, sample_rate=sample_rate))
+        level = mix.integrated_lufs(y, sample_rate=sample_rate) if song_lufs is None else song_lufs
+        melody_stem = _melody_stem(stems["vocals"], level)
         info["melody_stem"] = melody_stem
         if keep is not None and "other" not in keep and melody_stem == "vocals":
             del stems["other"]  # only an instrumental's melody needs it

@@ -245,10 +245,10 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
     frames = feat.n_frames(len(mono), hop_samples=hop)
     if frames < 10:
         raise TransferError(f"stem is only {1000 * n_in / sample_rate:.0f} ms long; need at least 0.1 s")
-    fx = feat.extract(mono[:frames * hop], sample_rate=sr_model, hop_samples=hop)
+    tr = melody.track(mono[:frames * hop], sample_rate=sr_model, hop_samples=hop)  # free after melody_notes
+    fx = feat.Features(tr.f0_hz, tr.confidence, tr.loudness_db)
     if on_progress:
         on_progress(0.1)
-    tr = melody.track(mono[:frames * hop], sample_rate=sr_model, hop_samples=hop, fx=fx)
     sounding = tr.sounding
     silent = float(np.max(np.abs(mono))) < 10 ** (SILENCE_DBFS / 20) or not sounding.any()
     voiced = fx.periodicity >= 0.5
