@@ -341,13 +341,23 @@ def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_lufs: float = 
     mix (over 12 dB of gain reduction), the ceiling wins and loudness ends up lower. With
     copy=False a float32 `y` is scaled in place (one song-sized array less at the peak).
     """
+    return _normalized(y, sample_rate=sample_rate, target_lufs=target_lufs,
+                       true_peak_ceiling_dbtp=true_peak_ceiling_dbtp, copy=copy)[0]
+
+
+def _normalized(y: np.ndarray, *, sample_rate: int, target_lufs: float, true_peak_ceiling_dbtp: float,
+                copy: bool) -> tuple[np.ndarray, dict]:
+    """`normalize_loudness`, and the result's levels as it measured them: {"lufs", "true_peak_dbtp"}, so the
+    report need not measure the master again (1.5 s of a 3-minute song). A gain moves integrated loudness and
+    true peak by its own dB (the -70 LUFS gate aside, which only near-silent blocks cross)."""
     out = np.array(y, dtype=np.float32, copy=copy or None)  # scaled in place below
     peak = None  # the true peak of `out` as it is now, once measured (0.6 s on a 3-minute song)
     for _ in range(6):
         lufs = integrated_lufs(out, sample_rate=sample_rate)
         if not np.isfinite(lufs):
-            return out
+            return out, {"lufs": lufs, "true_peak_dbtp": true_peak_dbtp(out, sample_rate=sample_rate)}
         out *= np.float32(10 ** ((target_lufs - lufs) / 20))
+        lufs = target_lufs
         peak = true_peak_dbtp(out, sample_rate=sample_rate)
         if peak <= true_peak_ceiling_dbtp:
             break
@@ -357,13 +367,16 @@ def normalize_loudness(y: np.ndarray, *, sample_rate: int, target_lufs: float = 
         # time (2.2 s against 0.5 on a 3-minute song).
         limiter = pb.BrickwallLimiter(ceiling_db=true_peak_ceiling_dbtp - 0.5, release_ms=80, true_peak=False)
         out, peak = limiter(out, sample_rate), None
-        if abs(integrated_lufs(out, sample_rate=sample_rate) - target_lufs) < 0.2:
+        lufs = integrated_lufs(out, sample_rate=sample_rate)
+        if abs(lufs - target_lufs) < 0.2:
             break
     if peak is None:
         peak = true_peak_dbtp(out, sample_rate=sample_rate)
     if peak > true_peak_ceiling_dbtp:  # last resort: the ceiling is a promise, loudness a target
-        out *= np.float32(10 ** ((true_peak_ceiling_dbtp - 0.05 - peak) / 20))
-    return out
+        shift_db = true_peak_ceiling_dbtp - 0.05 - peak
+        out *= np.float32(10 ** (shift_db / 20))
+        lufs, peak = lufs + shift_db, peak + shift_db
+    return out, {"lufs": lufs, "true_peak_dbtp": peak}
 
 
 def render(stems: dict[str, np.ndarray], *, sample_rate: int, preset: GenrePreset,
@@ -392,22 +405,23 @@ def render(stems: dict[str, np.ndarray], *, sample_rate: int, preset: GenrePrese
     if preset.tempo_change_bpm and tempo_bpm:
         rate = (tempo_bpm + preset.tempo_change_bpm) / tempo_bpm
         bus = stretch(bus, sample_rate=sample_rate, rate=rate)
-    out = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
+    out, levels = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
     facts = {"tempo_in_bpm": tempo_bpm, "tempo_target_bpm": tempo_bpm * rate if tempo_bpm else None,
-             "stretch_rate": rate}
+             "stretch_rate": rate, "master_levels": levels}
     return out, facts
 
 
 def _master(bus: np.ndarray, preset: GenrePreset, *, sample_rate: int,
-            output_sample_rate: int | None) -> np.ndarray:
+            output_sample_rate: int | None) -> tuple[np.ndarray, dict]:
     """The preset's master chain (in chunks, in place), resampling to the output rate, then loudness
-    and the true-peak ceiling set in the output rate, so they hold in the written file."""
+    and the true-peak ceiling set in the output rate, so they hold in the written file. Returns (audio,
+    its levels: {"lufs", "true_peak_dbtp"})."""
     process_in_place(build_master_board(preset.master), bus, sample_rate)
     out_rate = output_sample_rate or sample_rate
     if out_rate != sample_rate:
         bus = resample(bus, orig_sr=sample_rate, target_sr=out_rate)
-    return normalize_loudness(bus, sample_rate=out_rate, target_lufs=preset.master.target_lufs,
-                              true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
+    return _normalized(bus, sample_rate=out_rate, target_lufs=preset.master.target_lufs,
+                       true_peak_ceiling_dbtp=preset.master.true_peak_dbtp, copy=False)
 
 
 def _add_stem_bus(bus: np.ndarray, y: np.ndarray, settings: StemPreset, sample_rate: int) -> None:
@@ -422,11 +436,11 @@ def _add_stem_bus(bus: np.ndarray, y: np.ndarray, settings: StemPreset, sample_r
 
 def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[str, np.ndarray], *,
                        sample_rate: int, preset: GenrePreset, tempo_ratio: float = 1.0,
-                       output_sample_rate: int | None = None) -> tuple[np.ndarray, dict]:
+                       output_sample_rate: int | None = None, melody_at_tempo: bool = False) -> tuple[np.ndarray, dict]:
     """Mix an arranged cover: the band (already at the cover's tempo, mixed per part by the arranger)
     plus the melody and any kept original stems, which are time-stretched by `tempo_ratio` onto the
     band's grid and processed with the preset's [stems.*] chains; then the preset's master chain and
-    loudness. The layers are summed into `band` in place (it is the bus: one song-sized array less on
+    loudness. `melody_at_tempo`: the melody is already at the band's tempo (re-played there), not stretched. The layers are summed into `band` in place (it is the bus: one song-sized array less on
     a long song). Returns (stereo audio [shape=(2, samples)], facts)."""
     bus = np.asarray(band, dtype=np.float32)
     if bus.shape[0] != 2:
@@ -439,11 +453,13 @@ def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[s
         if monophonic[name]:  # one line: its stereo in a separated stem is the original's room and bleed, and
             y = to_mono(np.asarray(y))[None]  # a mono stretch takes half the time (3 s of a 3-minute cover)
         # stretched before the chain, so the preset's reverb rings at the cover's tempo
-        y = stretch(y, sample_rate=sample_rate, rate=tempo_ratio, monophonic=monophonic[name])
+        if not (name == "vocals" and melody_at_tempo):
+            y = stretch(y, sample_rate=sample_rate, rate=tempo_ratio, monophonic=monophonic[name])
         if y.shape[-1] > bus.shape[-1]:  # a layer that outlasts the band (it ends with a bar's tail)
             bus = np.pad(bus, ((0, 0), (0, y.shape[-1] - bus.shape[-1])))
         _add_stem_bus(bus, y, preset.stems.get(name, StemPreset()), sample_rate)
         del y
-    out = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
-    return out, {"layers": ["band", *sorted(originals)], "stretch_rate": tempo_ratio,
-                 "stretch_engine": {name: _STRETCH_ENGINES[mono][0] for name, mono in monophonic.items()}}
+    out, levels = _master(bus, preset, sample_rate=sample_rate, output_sample_rate=output_sample_rate)
+    return out, {"layers": ["band", *sorted(originals)], "stretch_rate": tempo_ratio, "master_levels": levels,
+                 "stretch_engine": {name: "none: re-played at the cover's tempo" if name == "vocals" and melody_at_tempo
+                                    else _STRETCH_ENGINES[mono][0] for name, mono in monophonic.items()}}

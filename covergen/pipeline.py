@@ -103,10 +103,14 @@ def _begin(genre: str, seed: int) -> tuple[presets.GenrePreset, dict]:
     return preset, report
 
 
-def _output_facts(out: np.ndarray, sample_rate: int) -> dict:
+def _output_facts(out: np.ndarray, sample_rate: int, levels: dict | None = None) -> dict:
+    """The written audio's format and levels; `levels` ({"lufs", "true_peak_dbtp"}): as the master measured
+    them (`mix`'s facts "master_levels"), else measured here."""
+    if levels is None:
+        levels = {"lufs": mix.integrated_lufs(out, sample_rate=sample_rate),
+                  "true_peak_dbtp": mix.true_peak_dbtp(out, sample_rate=sample_rate)}
     return {"sample_rate": sample_rate, "channels": int(out.shape[0]), "duration_s": round(out.shape[1] / sample_rate, 3),
-            "lufs": round(mix.integrated_lufs(out, sample_rate=sample_rate), 2),
-            "true_peak_dbtp": round(mix.true_peak_dbtp(out, sample_rate=sample_rate), 2)}
+            "lufs": round(float(levels["lufs"]), 2), "true_peak_dbtp": round(float(levels["true_peak_dbtp"]), 2)}
 
 
 def _stereo_at_work_rate(y: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -360,10 +364,10 @@ def make_cover(
                 transferred = transferred if revoiced is None else revoiced
                 genre_job = judge.submit(_genre_shift, reference, out, sr_in, preset)  # of the cover kept
             with _stage(report, "genre", on_progress):
-                output = _output_facts(out, sr_in)  # measured while the genre is judged
+                output = _output_facts(out, sr_in, report["mix"].get("master_levels"))
                 report["genre"] = genre_job.result()
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
-    report["output"] = output or _output_facts(out, sr_in)
+    report["output"] = output or _output_facts(out, sr_in, report["mix"].get("master_levels"))
     report["real_time_factor"] = round(report["stages_s"]["total"] / report["input"]["duration_s"], 3)
     return Cover(audio=out, sample_rate=sr_in, report=report, separated=stems, transferred=transferred,
                  work_rate=rate, inputs=(Path(song),))
@@ -487,9 +491,11 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
                 model = timbre.load_instrument(band_preset.melody)
                 try:
                     melody, info = timbre.transfer_stem(melody, sample_rate=rate, instrument=model,
-                                                        seed=_stem_seed(seed, "vocals"), on_progress=progress)
-                    transferred["vocals"] = melody
-                    entry.update({**info, "status": "transferred", "instrument": band_preset.melody})
+                                                        seed=_stem_seed(seed, "vocals"), tempo_ratio=ratio,
+                                                        on_progress=progress)
+                    transferred["vocals"] = melody  # played at the cover's tempo: the mix does not stretch it
+                    entry.update({**info, "status": "transferred", "instrument": band_preset.melody,
+                                  "tempo_ratio": ratio})
                 except TransferError as err:
                     entry.update(status="voice kept", reason=str(err))
                     log.warning("melody kept as sung: %s", err)
@@ -497,7 +503,8 @@ def _arranged_cover(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: pres
         report["transfer"].append(entry)
     with _stage(report, "mix", on_progress):
         out, facts = mix.render_arrangement(band, melody, {k: stems[k] for k in keep}, sample_rate=rate,
-                                            preset=preset, tempo_ratio=ratio, output_sample_rate=output_rate)
+                                            preset=preset, tempo_ratio=ratio, output_sample_rate=output_rate,
+                                            melody_at_tempo="vocals" in transferred)
         report["mix"] = {**facts, "kept_stems": list(keep), "tempo_in_bpm": round(sheet.tempo_bpm, 2),
                          "tempo_target_bpm": round(sheet.tempo_bpm * ratio, 2)}
     return out, transferred
@@ -577,8 +584,10 @@ def write_cover(cover: Cover, out: Path, *, report_path: Path | None = None,
             separate.save_stems(cover.transferred, stems_dir / "transferred", sample_rate=cover.work_rate)
         facts = {"song": cover.report["input"]["path"], "tempo_bpm": cover.report["input"]["tempo_bpm_exact"],
                  "output_sample_rate": cover.sample_rate, "preset": cover.report["preset"]["name"],
+                 # the re-played stems `covergen mix` can reuse: at the song's tempo (an arranged cover's
+                 # melody is played at the cover's; its file is written, not reused)
                  "transferred": {t["stem"]: t["instrument"] for t in cover.report["transfer"]
-                                 if t["status"] == "transferred"}}
+                                 if t["status"] == "transferred" and t.get("tempo_ratio", 1.0) == 1.0}}
         (stems_dir / STEMS_FACTS).write_text(json.dumps(facts, indent=2))
     audio.save(out, cover.audio, sample_rate=cover.sample_rate)
     cover.report["output"]["path"] = str(out)
@@ -740,7 +749,7 @@ def mix_stems(stems_dir: Path, *, genre: str, seed: int = 0, on_progress: Progre
                                     output_sample_rate=out_rate)
         report["mix"] = mix_facts
     report["stages_s"]["total"] = round(time.perf_counter() - t_start, 3)
-    report["output"] = _output_facts(out, out_rate)
+    report["output"] = _output_facts(out, out_rate, mix_facts["master_levels"])
     return Cover(audio=out, sample_rate=out_rate, report=report, separated=stems, transferred=transferred,
                  work_rate=rate, inputs=tuple(stems_folder_files(Path(stems_dir))))
 

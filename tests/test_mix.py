@@ -53,6 +53,20 @@ def test_loudness_target_and_true_peak(sr, level):
     assert mix.true_peak_dbtp(out, sample_rate=sr) <= -1.0
 
 
+@pytest.mark.parametrize("level,ceiling", [(0.02, -1.0), (0.9, -1.0), (0.9, -6.0)])
+def test_the_masters_own_level_readings_are_the_measured_ones(level, ceiling):
+    """The report takes the output's loudness and true peak from the master's last readings (no second
+    measurement): they must equal a fresh measurement, whichever branch (gain, limiter, last resort) ended."""
+    sr, rng = 44100, np.random.default_rng(2)
+    t = np.arange(5 * sr) / sr
+    y = level * np.stack([np.sin(2 * np.pi * 220 * t) * (0.2 + 0.8 * (t % 1.0 < 0.1)),
+                          rng.uniform(-1, 1, t.size) * 0.2]).astype(np.float32)
+    out, levels = mix._normalized(y, sample_rate=sr, target_lufs=-9.0, true_peak_ceiling_dbtp=ceiling, copy=True)
+    assert levels["lufs"] == pytest.approx(mix.integrated_lufs(out, sample_rate=sr), abs=0.01)
+    assert levels["true_peak_dbtp"] == pytest.approx(mix.true_peak_dbtp(out, sample_rate=sr), abs=0.01)
+    assert levels["true_peak_dbtp"] <= ceiling
+
+
 def test_true_peak_sees_intersample_peaks():
     # a sine at fs/4 sampled at 45 degrees: sample peak 0.707, true peak 1.0
     n = np.arange(4096)

@@ -166,6 +166,28 @@ def test_rendered_melody_keeps_pitch(instrument):
     assert np.median(np.abs(cents)) < 50
 
 
+@pytest.mark.parametrize("ratio", [0.8, 1.25])
+def test_a_line_replayed_at_another_tempo_keeps_its_pitch_and_scales_its_time(instrument, ratio):
+    """`make` plays the melody at the cover's tempo (controls time-scaled, no time-stretch): the output is
+    len / ratio long, each note keeps its pitch, and starts at its onset / ratio."""
+    sr, notes = SR, [(0.3, 220.0), (1.7, 330.0), (3.1, 247.0)]  # 0.8 s notes, 0.6 s rests
+    y = np.zeros(int(4.3 * sr), np.float32)
+    for onset, hz in notes:
+        tone = _tone(hz, 0.8, sr)
+        y[int(onset * sr):int(onset * sr) + len(tone)] += tone
+    out, info = timbre.transfer_stem(y, sample_rate=sr, instrument=instrument, tempo_ratio=ratio)
+    assert out.shape == (int(round(len(y) / ratio)),)
+    f0 = _pyin_hz(out, sr)
+    times = librosa.times_like(f0, sr=sr, hop_length=256)
+    for onset, hz in notes:
+        inside = (times > (onset + 0.15) / ratio) & (times < (onset + 0.65) / ratio) & np.isfinite(f0)
+        assert inside.sum() > 10
+        cents = 1200 * np.log2(f0[inside] / (hz * 2.0 ** info["octave_shift"]))
+        assert np.median(np.abs(cents)) < 50
+        before = (times > (onset - 0.3) / ratio) & (times < onset / ratio - 0.12)  # the rest (pyin: 128 ms frames)
+        assert not np.isfinite(f0[before]).any()
+
+
 def test_trumpet_to_two_instruments_keeps_pitch():
     from covergen import audio
 
