@@ -77,6 +77,27 @@ def test_an_instrumental_takes_its_melody_from_the_other_stem():
     assert pipeline._melody_of(stems, "vocals")[0] is quiet
 
 
+def test_a_loud_vocal_stem_without_a_tune_gives_way_to_the_lead_line():
+    """The separator can call a lead instrument's attacks or the drums' bleed a voice, loud enough for the
+    level rule: when the vocal stem's notes cover little of the song and the lead line's much more, the lead
+    line is the melody; a vocal stem that holds the tune, or a song with no lead line, keeps the vocals."""
+    y, melody, _, pad = _instrumental(4)
+    rng = np.random.default_rng(4)
+    clicks = np.zeros(y.shape[1], np.float32)
+    for start in range(0, y.shape[1] - 2205, SR // 4):  # a noise burst on every eighth: bleed, no pitch
+        clicks[start:start + 2205] = rng.standard_normal(2205) * np.exp(-np.arange(2205) / 300)
+    clicks *= np.float32(np.sqrt(np.mean(y ** 2)) / np.sqrt(np.mean(clicks ** 2)) * 0.7)  # about 3 dB under
+    song_lufs = mix.integrated_lufs(y, sample_rate=SR)
+    assert pipeline._melody_stem(clicks[None], song_lufs) == "vocals"  # the level rule alone keeps it
+    stem, notes = pipeline._melody_and_notes({"vocals": clicks[None], "other": y}, song_lufs, "test")
+    assert stem == pipeline.LEAD_LINE and len(notes) >= 10
+    stem, notes = pipeline._melody_and_notes({"vocals": melody[None], "other": y}, song_lufs, "test")
+    assert stem == "vocals" and pipeline._note_share(notes, 8.0) >= pipeline.MIN_VOCAL_MELODY_SHARE
+    stem, _ = pipeline._melody_and_notes({"vocals": clicks[None], "other": pad[None].astype(np.float32)},
+                                         song_lufs, "test")
+    assert stem == "vocals"  # chords alone: no lead line to take
+
+
 def test_noise_and_silence_have_no_lead_line():
     rng = np.random.default_rng(3)
     for y in (0.1 * rng.standard_normal((2, 3 * SR)), np.zeros((2, 3 * SR))):
