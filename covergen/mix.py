@@ -440,7 +440,8 @@ def render_arrangement(band: np.ndarray, melody: np.ndarray | None, kept: dict[s
     """Mix an arranged cover: the band (already at the cover's tempo, mixed per part by the arranger)
     plus the melody and any kept original stems, which are time-stretched by `tempo_ratio` onto the
     band's grid and processed with the preset's [stems.*] chains; then the preset's master chain and
-    loudness. `melody_at_tempo`: the melody is already at the band's tempo (re-played there), not stretched. The layers are summed into `band` in place (it is the bus: one song-sized array less on
+    loudness; with `melody_at_tempo` the melody is already at the band's tempo (re-played there) and is not
+    stretched. The layers are summed into `band` in place (it is the bus: one song-sized array less on
     a long song). Returns (stereo audio [shape=(2, samples)], facts)."""
     bus = np.asarray(band, dtype=np.float32)
     if bus.shape[0] != 2:
