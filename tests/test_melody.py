@@ -161,6 +161,19 @@ def test_melody_notes_on_a_known_phrase():
     assert timbre.melody_notes(np.zeros(SR, np.float32), sample_rate=SR) == []
 
 
+def test_a_second_tracking_of_the_same_audio_reuses_its_features_but_applies_the_rules_again(monkeypatch):
+    """`make` tracks one stem twice (lead sheet, then melody stage): the features are computed once, and a
+    tracking with a rule changed in between still follows the rule (benchmarks/dev_melody.py does that)."""
+    from covergen.timbre import features, melody
+
+    y = _phrase([(0.2, 0.5, 64, 1.0), (0.9, 0.6, 67, 1.0)], 2.0)
+    first = melody.track(y)
+    assert first.played.any()
+    assert features.extract(y) is features.extract(y)  # the second is the kept result
+    monkeypatch.setattr(melody, "MIN_PHRASE_S", 10.0)  # no phrase is long enough now
+    assert not melody.track(y).played.any()
+
+
 def test_release_tail_holds_the_note_it_ends(sax):
     """A note, a 0.2 s rest, a note an octave higher: the release tail after the first note keeps its
     pitch (the synth never glides towards the next note while the tail still sounds; the first

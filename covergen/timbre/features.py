@@ -8,6 +8,7 @@ and vibrato (5-7 Hz) comfortably.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 
 import numpy as np
@@ -108,11 +109,26 @@ def a_weighted_loudness_db(y: np.ndarray, *, sample_rate: int = SAMPLE_RATE,
     return np.maximum(db, SILENT_DB).astype(np.float32)
 
 
+# `make` extracts one stem's features twice: `melody_notes` for the lead sheet (in the analysis) and
+# `transfer_stem` when the melody stage re-plays it. The last result is kept, keyed by the audio's content,
+# so the second is a lookup (2.5-3 s of a 3-minute song's make); the tracking rules still run each time.
+_last_extract: tuple[str, Features] | None = None
+
+
 def extract(y: np.ndarray, *, sample_rate: int = SAMPLE_RATE, hop_samples: int = HOP_SAMPLES) -> Features:
-    """All control features of mono 16 kHz audio [shape=(samples,)]."""
+    """All control features of mono 16 kHz audio [shape=(samples,)]. The result may be shared with the next
+    call on the same audio: read it, do not write into it."""
+    global _last_extract
+    y = np.ascontiguousarray(y)
+    key = f"{hashlib.blake2b(y.tobytes(), digest_size=16).hexdigest()}-{y.dtype}-{sample_rate}-{hop_samples}"
+    last = _last_extract
+    if last is not None and last[0] == key:
+        return last[1]
     f0_hz, periodicity = f0_periodicity(y, sample_rate=sample_rate, hop_samples=hop_samples)
     loudness_db = a_weighted_loudness_db(y, sample_rate=sample_rate, hop_samples=hop_samples)
-    return Features(f0_hz, periodicity, loudness_db)
+    features = Features(f0_hz, periodicity, loudness_db)
+    _last_extract = (key, features)
+    return features
 
 
 def sounding(loudness_db: np.ndarray, *, range_db: float = 35.0) -> np.ndarray:

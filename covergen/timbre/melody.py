@@ -15,7 +15,6 @@ other-instrument stems), never on what `benchmarks/bench_melody.py` reports.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,10 +55,6 @@ _BRIDGE_S = 0.03
 # played frames.
 PHRASE_GAP_S = 0.3
 MIN_PHRASE_S = 0.5
-# `make` tracks one stem twice: `melody_notes` for the lead sheet (in the analysis) and `transfer_stem` when
-# the melody stage re-plays it. The last tracking is kept, keyed by the audio's content, so the second is a
-# lookup (2.5-3 s of a 3-minute song's make).
-_last_tracking: tuple[str, "Tracking"] | None = None
 
 
 @dataclass
@@ -100,21 +95,13 @@ def _midi(f0_hz: np.ndarray) -> np.ndarray:
     return 69.0 + 12.0 * np.log2(np.maximum(np.asarray(f0_hz, np.float64), 1.0) / 440.0)
 
 
-def track(mono: np.ndarray, *, sample_rate: int = feat.SAMPLE_RATE, hop_samples: int = feat.HOP_SAMPLES,
-          fx: feat.Features | None = None) -> Tracking:
-    """Find the melodic phrases of mono 16 kHz audio [shape=(samples,)] (`fx`: its features, if already extracted).
-    The result is shared with the next call on the same audio: read it, do not write into it."""
+def track(mono: np.ndarray, *, sample_rate: int = feat.SAMPLE_RATE, hop_samples: int = feat.HOP_SAMPLES) -> Tracking:
+    """Find the melodic phrases of mono 16 kHz audio [shape=(samples,)]; its features are in the result."""
     if sample_rate != feat.SAMPLE_RATE:
         raise ValueError(f"track expects {feat.SAMPLE_RATE} Hz audio, got {sample_rate}")
-    global _last_tracking
     frames = feat.n_frames(len(mono), hop_samples=hop_samples)
-    mono = np.ascontiguousarray(mono, np.float32)[:frames * hop_samples]
-    key = f"{hashlib.blake2b(mono.tobytes(), digest_size=16).hexdigest()}-{hop_samples}"
-    last = _last_tracking
-    if last is not None and last[0] == key:
-        return last[1]
-    if fx is None:
-        fx = feat.extract(mono, sample_rate=sample_rate, hop_samples=hop_samples)
+    mono = np.asarray(mono, np.float32)[:frames * hop_samples]
+    fx = feat.extract(mono, sample_rate=sample_rate, hop_samples=hop_samples)
     hop_s = hop_samples / sample_rate
     harm = feat.harmonicity_frames(mono, fx.f0_hz, sample_rate=sample_rate, hop_samples=hop_samples)
     sounding = feat.sounding(fx.loudness_db)
@@ -176,10 +163,8 @@ def track(mono: np.ndarray, *, sample_rate: int = feat.SAMPLE_RATE, hop_samples:
     for a, b in short:
         played[a:b] = False
     phrases = [p for p in phrases if p not in short]
-    tracking = Tracking(f0_hz=fx.f0_hz, confidence=fx.periodicity, loudness_db=fx.loudness_db, harmonicity=harm,
-                        sounding=sounding, played=played, phrases=phrases, hop_s=hop_s)
-    _last_tracking = (key, tracking)
-    return tracking
+    return Tracking(f0_hz=fx.f0_hz, confidence=fx.periodicity, loudness_db=fx.loudness_db, harmonicity=harm,
+                    sounding=sounding, played=played, phrases=phrases, hop_s=hop_s)
 
 
 # Notes: the pitch median-filtered over one vibrato period; a new note where it leaves the current
