@@ -44,15 +44,15 @@ def _preset_file(genre: str) -> Path | None:
 
 def make_cover(song: Path, out: Path | None = None, *, genre: str, fmt: str = "wav", report: Path | None = None,
                stems_dir: Path | None = None, separator: str = "auto", demucs_repo: Path | None = None,
-               seed: int = 0, use_cache: bool = True, mode: str | None = None, inputs: tuple = (),
-               on_progress: StageProgressFn | None = None) -> Cover:
+               seed: int = 0, use_cache: bool = True, mode: str | None = None, melody: str | None = None,
+               inputs: tuple = (), on_progress: StageProgressFn | None = None) -> Cover:
     """`covergen make`: cover `song` in `genre` and write it to `out` (default `<song>-<genre>.<fmt>`),
     with its JSON report and kept stems if asked. Every output is checked before any work; `inputs`
     (e.g. a profile) are never written over. Returns the Cover; its report says where it went."""
     out = Path(out) if out is not None else output_name(Path(song).stem, genre_name(genre), fmt=fmt)
     pipeline.check_writable(out, inputs=[song, _preset_file(genre), *inputs], report=report, stems_dir=stems_dir)
     cover = pipeline.make_cover(Path(song), genre=genre, separator=separator, demucs_repo=demucs_repo, seed=seed,
-                                use_cache=use_cache, mode=mode, keep_stems=stems_dir is not None,
+                                use_cache=use_cache, mode=mode, melody=melody, keep_stems=stems_dir is not None,
                                 on_progress=on_progress)
     pipeline.write_cover(cover, out, report_path=report, stems_dir=stems_dir)
     return cover

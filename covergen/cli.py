@@ -139,6 +139,7 @@ def make(
     seed: SeedOption = 0,
     no_cache: bool = typer.Option(False, "--no-cache", help="Separate again even if stems for this audio are cached."),
     mode: Optional[Mode] = typer.Option(None, "--mode", help="arrange: a new band in the genre's style plays the song's chords under its melody (the presets' default). revoice: the original stems re-voiced by instruments and re-mixed (covergen's first pipeline). Default: the preset's."),
+    melody: Optional[str] = typer.Option(None, "--melody", help="Who plays the tune over the new band: voice (the separated singer, kept in its phrases) or an instrument from `covergen instruments` (the vocal line re-played: an instrumental cover). Default: the preset's [band] melody (`covergen presets show GENRE`)."),
     quiet: QuietOption = False,
 ) -> None:
     """Make a cover of SONG in the genre given by --to: the same melody and chords, a new band.
@@ -167,7 +168,7 @@ def make(
             cover = api.make_cover(
                 song, out, genre=to, fmt=fmt.value, report=report, stems_dir=stems_dir, separator=separator.value,
                 demucs_repo=demucs_repo, seed=seed, use_cache=not no_cache, mode=mode.value if mode else None,
-                inputs=(profile,), on_progress=progress)
+                melody=melody, inputs=(profile,), on_progress=progress)
         out = Path(cover.report["output"]["path"])
         if not quiet:
             r = cover.report

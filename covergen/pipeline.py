@@ -272,6 +272,7 @@ def make_cover(
     use_cache: bool = True,
     check: bool = True,
     mode: str | None = None,
+    melody: str | None = None,
     keep_stems: bool = False,
     on_progress: ProgressFn | None = None,
 ) -> Cover:
@@ -285,11 +286,18 @@ def make_cover(
     Memory on long songs: the original is let go before the arrangement (the check's reference holds a
     mono 22.05 kHz copy until it is computed), and an arranged cover holds only the stems it mixes;
     `keep_stems=True` holds all of them in `Cover.separated` (for `--stems-dir`).
+    `melody` ("voice" or an instrument name) replaces the preset's [band] melody.
     """
     preset, report = _begin(genre, seed)
     mode = mode or (preset.band.mode if preset.band is not None else "revoice")
     if mode not in presets.BAND_MODES:
         raise ValueError(f"mode={mode!r}; use one of {presets.BAND_MODES}")
+    if melody is not None:
+        if mode != "arrange":
+            raise presets.PresetError(f"--melody {melody}: the melody is chosen in the arrange mode only; the "
+                                      "revoice mode re-voices the vocal stem as the preset's [stems.vocals] says")
+        preset = presets.with_melody(preset, melody)
+        report["preset"]["melody"] = melody
     if mode == "arrange" and preset.band is None:
         raise presets.PresetError(f"{preset.source}: no [band] table, so it cannot arrange; add [band] with "
                                   "style = \"jazz\" (or another style), or use --mode revoice")

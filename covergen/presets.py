@@ -8,7 +8,7 @@ naming the file and the key.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
@@ -122,6 +122,29 @@ class BandPreset:
     keep: tuple[str, ...] = ()
 
 
+def _checked_melody(melody, where: str) -> str:
+    """`melody` if it is "voice" or an installed instrument's name; else one line naming `where`."""
+    if not isinstance(melody, str) or not melody:
+        raise PresetError(f"{where}: expected \"voice\" or an instrument name, got {melody!r}")
+    if melody != "voice":
+        from .timbre import list_instruments
+
+        known = sorted(i["name"] for i in list_instruments())
+        if melody not in known:
+            raise PresetError(f"{where}: unknown instrument {melody!r} (known: voice, {', '.join(known)})")
+    return melody
+
+
+def with_melody(preset: GenrePreset, melody: str) -> GenrePreset:
+    """`preset` with its band's melody replaced (`make --melody`): "voice" keeps the singer, an instrument
+    name re-plays the line. One line if the name is unknown or the preset has no band."""
+    if preset.band is None:
+        raise PresetError(f"--melody: {preset.source or preset.name} has no [band] table (the revoice mode's "
+                          "vocal stem is set in its [stems.vocals])")
+    band = replace(preset.band, melody=_checked_melody(melody, "--melody"))
+    return replace(preset, band=band)
+
+
 def _band(table, where: str, file: Path) -> BandPreset:
     from .arrange.styles import load_style
 
@@ -133,15 +156,7 @@ def _band(table, where: str, file: Path) -> BandPreset:
     mode = table.get("mode", "arrange")
     if mode not in BAND_MODES:
         raise PresetError(f"{where}.mode: {mode!r} is not one of {', '.join(BAND_MODES)}")
-    melody = table.get("melody", "voice")
-    if not isinstance(melody, str) or not melody:
-        raise PresetError(f"{where}.melody: expected \"voice\" or an instrument name, got {melody!r}")
-    if melody != "voice":
-        from .timbre import list_instruments
-
-        known = sorted(i["name"] for i in list_instruments())
-        if melody not in known:
-            raise PresetError(f"{where}.melody: unknown instrument {melody!r} (known: voice, {', '.join(known)})")
+    melody = _checked_melody(table.get("melody", "voice"), f"{where}.melody")
     keep = table.get("keep", [])
     if not isinstance(keep, list) or any(k not in ("drums", "bass", "other") for k in keep):
         raise PresetError(f"{where}.keep: expected a list of drums, bass, other; got {keep!r}")

@@ -197,6 +197,8 @@ def test_speech_is_refused():
     (["--to", "jazz", "-o", "/nonexistent-dir/x.wav"], "does not exist"),
     (["--to", "jazz", "-o", "/proc/x.wav"], "cannot write"),
     (["--to", "jazz", "-o", "x.mp3"], "unsupported output format"),
+    (["--to", "jazz", "--melody", "kazoo"], "--melody: unknown instrument 'kazoo' (known: voice, "),
+    (["--to", "jazz", "--mode", "revoice", "--melody", "voice"], "in the arrange mode only"),
 ])
 def test_bad_options_fail_fast(tmp_path, args, expected):
     song = write(tmp_path / "song.wav", sine(440, 2, 22050), 22050)

@@ -45,3 +45,14 @@ def test_custom_preset_file(tmp_path):
     file.write_text('name = "dub"\ntempo_change_bpm = -5\n[stems.drums]\ngain_db = 3\nreverb_wet = 0.4\n')
     p = presets.load(file)
     assert p.name == "dub" and p.stems["drums"].reverb_wet == 0.4 and p.stems["vocals"].action == "keep"
+
+
+def test_melody_override_replaces_only_the_band_melody():
+    """`make --melody`: the preset's band plays under another melody; everything else stays the preset's."""
+    rock = presets.load("rock")
+    sax = presets.with_melody(rock, "tenor_sax")
+    assert rock.band.melody == "voice" and sax.band.melody == "tenor_sax"
+    assert sax.band.resolved is rock.band.resolved and sax.stems == rock.stems and sax.master == rock.master
+    assert presets.with_melody(presets.load("jazz"), "voice").band.melody == "voice"
+    with pytest.raises(PresetError, match="--melody: unknown instrument 'kazoo'"):
+        presets.with_melody(rock, "kazoo")
