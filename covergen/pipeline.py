@@ -530,29 +530,30 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
            seed: int, reference: _Reference, sr_in: int, on_progress: ProgressFn | None, separator: str,
            demucs_repo: Path | None, use_cache: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
     """The arranged cover failed the cover check (e.g. wrong chords, or an instrumental whose tune is not in
-    the vocal stem). If an instrument re-played the melody, mix again with the melody as sung (the new band
-    kept whole); then keep the original `other` stem (its harmony) under the band, at each level of
-    GUARD_OTHER_DB until the check passes; if none does, re-voice the original's parts (the revoice mode)
-    and keep whichever the check scores higher. Each step is one line and an entry in report["guard"]. `other`
-    (and for the re-voicing drums and bass) are separated again (stem-cache hits) when `make_cover` let them go.
-    Returns (cover, the stems transferred in it if they changed: {} for the melody as sung, the re-voiced
+    the vocal stem). If an instrument re-played the melody, mix again with the melody as recorded (sung, or an
+    instrumental's lead as played; the new band kept whole); then keep the original `other` stem (its harmony)
+    under the band, at each level of GUARD_OTHER_DB until the check passes; if none does, re-voice the
+    original's parts (the revoice mode) and keep whichever the check scores higher. Each step is one line and
+    an entry in report["guard"]. `other` (and for the re-voicing drums and bass) are separated again
+    (stem-cache hits) when `make_cover` let them go.
+    Returns (cover, the stems transferred in it if they changed: {} for the melody as recorded, the re-voiced
     stems; else None)."""
     first = report["cover_check"]
     keep = _keep_with_other(preset)
     song = Path(report["input"]["path"])
     report["guard"] = {"first_check": first, "tries": []}
     if any(entry.get("status") == "transferred" for entry in report["transfer"]):
-        log.warning("the arranged cover did not pass the cover check (%s, score %.3f); mixing the melody as sung "
+        log.warning("the arranged cover did not pass the cover check (%s, score %.3f); mixing the melody as recorded "
                     "instead of re-played on %s", first.get("verdict"), first.get("score", 0.0), preset.band.melody)
-        sung: dict = {"stages_s": report["stages_s"], "transfer": []}
-        out, _ = _arranged_cover(sheet, stems, presets.with_melody(preset, "voice"), sung, name=str(song), seed=seed,
-                                 output_rate=sr_in, on_progress=on_progress)
-        check = _cover_check(reference, out, sr_in, sung["mix"]["stretch_rate"])
+        recorded: dict = {"stages_s": report["stages_s"], "transfer": []}
+        out, _ = _arranged_cover(sheet, stems, presets.with_melody(preset, "voice"), recorded, name=str(song),
+                                 seed=seed, output_rate=sr_in, on_progress=on_progress)
+        check = _cover_check(reference, out, sr_in, recorded["mix"]["stretch_rate"])
         report["guard"]["tries"].append({"melody": "voice", "check": check})
         if check.get("verdict") in (None, "cover"):
-            report["guard"].update(action=f"kept the melody as sung (not re-played on {preset.band.melody})",
+            report["guard"].update(action=f"kept the melody as recorded (not re-played on {preset.band.melody})",
                                    second_check=check)
-            report.update(cover_check=check, mix=sung["mix"], transfer=sung["transfer"])
+            report.update(cover_check=check, mix=recorded["mix"], transfer=recorded["transfer"])
             return out, {}
         report["cover_check"] = check
         del out

@@ -112,7 +112,7 @@ def test_arranged_classical_cover_replays_the_melody_on_violin(jazz_cover, tmp_p
 
 @pytest.mark.slow
 def test_guard_mixes_the_melody_as_sung_first(jazz_cover, monkeypatch):
-    """An arranged cover whose re-played melody the cover check rejects is mixed again with the melody as sung
+    """An arranged cover whose re-played melody the cover check rejects is mixed again with the melody as recorded
     over the same new band (no original harmony), checked again, and the report says so."""
     from covergen import pipeline
 
@@ -123,7 +123,7 @@ def test_guard_mixes_the_melody_as_sung_first(jazz_cover, monkeypatch):
     cover = pipeline.make_cover(song, genre="jazz")
     r = cover.report
     assert r["guard"]["first_check"]["verdict"] == "not a cover"
-    assert r["guard"]["tries"][0]["melody"] == "voice" and "as sung" in r["guard"]["action"]
+    assert r["guard"]["tries"][0]["melody"] == "voice" and "as recorded" in r["guard"]["action"]
     assert r["cover_check"] == r["guard"]["second_check"] and r["cover_check"]["verdict"] == "cover"
     assert r["mix"]["kept_stems"] == [] and set(cover.separated) == {"vocals"}
     assert r["transfer"][0]["status"] == "voice kept" and cover.transferred == {}  # --stems-dir: nothing re-played
@@ -131,7 +131,7 @@ def test_guard_mixes_the_melody_as_sung_first(jazz_cover, monkeypatch):
 
 @pytest.mark.slow
 def test_guard_keeps_the_original_harmony_when_the_check_fails(jazz_cover, monkeypatch):
-    """Rejected re-played and as sung: mixed again with the original `other` stem under the band, checked
+    """Rejected re-played and as recorded: mixed again with the original `other` stem under the band, checked
     again, and the report says so."""
     from covergen import pipeline
 
@@ -159,7 +159,7 @@ def test_guard_revoices_when_keeping_the_harmony_is_not_enough(jazz_cover, monke
 
     song, *_ = jazz_cover
     real_check = pipeline._cover_check
-    rejected = [{"status": "done", "verdict": "not a cover", "score": 0.05},  # the arranged cover, as sung, with
+    rejected = [{"status": "done", "verdict": "not a cover", "score": 0.05},  # the arranged cover, as recorded, with
                 {"status": "done", "verdict": "not a cover", "score": 0.03},  # the other stem quiet, then at its level
                 {"status": "done", "verdict": "not a cover", "score": 0.04},
                 {"status": "done", "verdict": "not a cover", "score": 0.5 if not revoice_better else 0.06}]
