@@ -10,9 +10,8 @@ rendered songs of `covergen.training.leadsheet_songs` (held-out seeds 1000+), `m
   covers whose top genre is the target (goal >= 60%). GTZAN has no bossa nova and no lo-fi: each
   preset's `genre_label` stands in (printed in the table).
 - still the same song: the share of cover-check verdicts "cover" (goal >= 90%), and how often the
-  guard fired (the arranged cover failed the check first and was re-mixed with the melody as recorded where an
-  instrument re-played it: "as recorded"; then over the original `other`; if that failed too, the original's parts
-  re-voiced, kept when the check scored them higher: "revoiced").
+  guard fired (the arranged cover failed the check first and was re-mixed over the original `other`;
+  if that failed too, the original's parts re-voiced, kept when the check scored them higher: "revoiced").
 - in harmony: the band alone (`arrange.arrange(sheet, preset.band.resolved, seed=0, tempo_ratio=1.0)`,
   the song's own lead sheet from `pipeline.lead_sheet_of`) re-analysed by `analysis.analyse`; the share
   of the lead sheet's beats (those with a chord) where the re-heard chord has the same root and the
@@ -213,7 +212,6 @@ def _cover_row(report: dict, target: str) -> dict:
             "guard": "guard" in report,
             "first_verdict": report["guard"]["first_check"].get("verdict") if "guard" in report else None,
             "revoiced": report.get("mode") == "revoice" and "guard" in report,
-            "as_recorded": "guard" in report and report["guard"]["action"].startswith("kept the melody as recorded"),
             "rtf": report.get("real_time_factor"), "stages_s": report.get("stages_s")}
 
 
@@ -282,7 +280,7 @@ def _short(entry: dict) -> str:
     t = entry.get("timing", {})
     return (f"move {_f(a.get('transfer_strength'))} (before {_f(r.get('transfer_strength'))}), "
             f"top {a.get('top_cover')}, "
-            f"{a.get('verdict')}{' (guard)' if a.get('guard') else ''}{' re-voiced' if a.get('revoiced') else ''}{' as recorded' if a.get('as_recorded') else ''}, harmony {_f(h.get('share'))}, "
+            f"{a.get('verdict')}{' (guard)' if a.get('guard') else ''}{' re-voiced' if a.get('revoiced') else ''}, harmony {_f(h.get('share'))}, "
             f"kick {(t.get('drums') or {}).get('median_ms')} ms, bass {(t.get('bass') or {}).get('median_ms')} ms")
 
 
@@ -428,7 +426,7 @@ def markdown(result: dict, *, heading: str = "## Arranged covers (`covergen make
     else:
         lines.append("Memory: no bench/memory.json (run `python -m benchmarks.bench_memory`, 10-minute song); "
                      "not measured twice here.")
-    lines += ["", "Per file (arranged; *before* = revoice): move, top genre of the cover, verdict (g = guard fired, a = the melody as recorded, r = re-voiced by it), "
+    lines += ["", "Per file (arranged; *before* = revoice): move, top genre of the cover, verdict (g = guard fired, r = re-voiced by it), "
               "harmony %, kick / bass ms.", ""]
     lines += ["| file | s | " + " | ".join(genres) + " |", "|---|---|" + "---|" * len(genres)]
     for r in rows:
@@ -447,7 +445,7 @@ def markdown(result: dict, *, heading: str = "## Arranged covers (`covergen make
             kick = (t.get("drums") or {}).get("median_ms")
             bass = (t.get("bass") or {}).get("median_ms")
             cells.append(f"{_f(a['transfer_strength'])} ({_f(e.get('revoice', {}).get('transfer_strength'))}) "
-                         f"{a['top_cover']}, {a['verdict'] or 'check skipped'}{' g' if a['guard'] else ''}{'a' if a.get('as_recorded') else ''}{'r' if a.get('revoiced') else ''}, "
+                         f"{a['top_cover']}, {a['verdict'] or 'check skipped'}{' g' if a['guard'] else ''}{'r' if a.get('revoiced') else ''}, "
                          f"{'-' if h is None else f'{100 * h:.0f}%'}, {'-' if kick is None else kick} / "
                          f"{'-' if bass is None else bass}")
         lines.append(f"| {r['file']} | {r['excerpt_s']:g} | " + " | ".join(cells) + " |")

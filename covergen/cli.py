@@ -151,7 +151,7 @@ def make(
     the original band's bleed), or the vocal line re-played by a DDSP instrument; an instrumental's
     melody is the lead line of its accompaniment (other) stem instead; all is mixed and
     mastered to -14 LUFS, true peak <= -1 dBTP, at the song's sample rate. If the result no longer
-    passes the cover check, the original harmony (other stem) is kept quietly under the band, then a melody an instrument re-played is mixed as recorded instead, then the harmony at its level; if it still fails, the original's parts are re-voiced when the check scores that
+    passes the cover check, the original harmony (other stem) is kept under the band; if it still fails, the original's parts are re-voiced when the check scores that
     higher; the report says which. --mode revoice gives covergen's first pipeline instead.
     """
     from . import api

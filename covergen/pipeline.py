@@ -54,14 +54,11 @@ FILLED_CHORDS_WARN_SHARE = 0.25
 # less wall time on a 3-minute song (bench/speed.md). Longer ones run those one after another: side by side, a
 # 20-minute song peaked at 3.80 GB (3.32 as it is; the goal is 3.5), a 10-minute one 2.33 (goal 3).
 SIDE_BY_SIDE_MAX_S = 12 * 60.0
-# The guard's steps, least of the original first, until the check passes: as much of the new band as the song
-# allows. ("other_db", dB): the original's `other` stem (its harmony) under the band, dB under the preset's
-# level; ("melody", "voice"): the melody as recorded instead of re-played (only where an instrument re-played
-# it). The quiet harmony was chosen on dev covers (covers/, not in a bench): of the 3 the full stem passed,
-# the quiet one passed 2 (two rock covers, moved +0.26 and +0.27 more toward rock). The melody as recorded
-# passed two sung dev covers that the quiet harmony did not (jazz move -0.20 -> -0.10, -0.23 -> -0.02); tried
-# before the quiet harmony it cost the bench's bossa nova cover of los_rombos -0.45 (bench/arrange-guard-recorded.md).
-GUARD_LADDER = (("other_db", -12.0), ("melody", "voice"), ("other_db", 0.0))
+# The guard keeps the original's `other` stem (its harmony) under the band at these levels (dB under the
+# preset's own), quietest first, until the check passes: as much of the new band as the song allows. Chosen on
+# dev covers (covers/, not in a bench): of the 3 the full stem passed, the quiet one passed 2 (two rock covers,
+# moved +0.26 and +0.27 more toward rock); on the third it failed and the full one was used, as before.
+GUARD_OTHER_DB = (-12.0, 0.0)
 ProgressFn = Callable[[str, float], None]
 
 
@@ -377,10 +374,10 @@ def make_cover(
             with _stage(report, "check", on_progress):
                 report["cover_check"] = _cover_check(reference, out, sr_in, report["mix"]["stretch_rate"])
             if arranged and report["cover_check"].get("verdict") not in (None, "cover"):
-                out, guarded = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
-                                      on_progress=on_progress, separator=separator, demucs_repo=demucs_repo,
-                                      use_cache=use_cache)
-                transferred = transferred if guarded is None else guarded
+                out, revoiced = _guard(sheet, stems, preset, report, seed=seed, reference=reference, sr_in=sr_in,
+                                       on_progress=on_progress, separator=separator, demucs_repo=demucs_repo,
+                                       use_cache=use_cache)
+                transferred = transferred if revoiced is None else revoiced
                 genre_job = judge.submit(_genre_shift, reference, out, sr_in, preset)  # of the cover kept
             with _stage(report, "genre", on_progress):
                 output = _output_facts(out, sr_in, report["mix"].get("master_levels"))
@@ -533,61 +530,41 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
            seed: int, reference: _Reference, sr_in: int, on_progress: ProgressFn | None, separator: str,
            demucs_repo: Path | None, use_cache: bool) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
     """The arranged cover failed the cover check (e.g. wrong chords, or an instrumental whose tune is not in
-    the vocal stem): climb GUARD_LADDER until the check passes: the original `other` stem (its harmony) quiet
-    under the band; the melody as recorded (sung, or an instrumental's lead as played) instead of re-played,
-    where an instrument re-played it; the original harmony at its level. If none passes, re-voice the
-    original's parts (the revoice mode) and keep whichever the check scores higher. Each step is one line and
-    an entry in report["guard"]. `other` (and for the re-voicing drums and bass) are separated again
-    (stem-cache hits) when `make_cover` let them go.
-    Returns (cover, the stems transferred in it if they changed: {} for the melody as recorded, the re-voiced
-    stems; else None)."""
+    the vocal stem): mix again keeping the original `other` stem (its harmony) under the band, at each level
+    of GUARD_OTHER_DB until the check passes; if none does, re-voice the original's parts (the revoice mode)
+    and keep whichever the check scores higher. Each step is one line and an entry in report["guard"]. `other`
+    (and for the re-voicing drums and bass) are separated again (stem-cache hits) when `make_cover` let them go.
+    Returns (cover, the re-voiced stems if the re-voicing was kept, else None)."""
+    first = report["cover_check"]
     keep = _keep_with_other(preset)
     song = Path(report["input"]["path"])
-    replayed = any(entry.get("status") == "transferred" for entry in report["transfer"])
-    report["guard"] = {"first_check": report["cover_check"], "tries": []}
+    stems = _with_stems(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
+    report["guard"] = {"first_check": first, "action": "kept the original other stem under the band",
+                       "kept_stems": list(keep), "tries": []}
     best = None
-    for step, value in GUARD_LADDER:
-        if step == "melody" and not replayed:
-            continue
+    for other_db in GUARD_OTHER_DB:
+        log.warning("the arranged cover did not pass the cover check (%s, score %.3f); keeping the original "
+                    "harmony (other stem) under the band at %+g dB", report["cover_check"].get("verdict"),
+                    report["cover_check"].get("score", 0.0), other_db)
+        quieter = {**stems, "other": stems["other"] * np.float32(10 ** (other_db / 20))} if other_db else stems
         retry: dict = {"stages_s": report["stages_s"], "transfer": []}
-        last = report["cover_check"]
-        if step == "melody":
-            log.warning("the arranged cover did not pass the cover check (%s, score %.3f); mixing the melody as "
-                        "recorded instead of re-played on %s", last.get("verdict"), last.get("score", 0.0),
-                        preset.band.melody)
-            out, _ = _arranged_cover(sheet, stems, presets.with_melody(preset, value), retry, name=str(song),
-                                     seed=seed, output_rate=sr_in, on_progress=on_progress)
-        else:
-            log.warning("the arranged cover did not pass the cover check (%s, score %.3f); keeping the original "
-                        "harmony (other stem) under the band at %+g dB", last.get("verdict"), last.get("score", 0.0),
-                        value)
-            stems = _with_stems(stems, report, separator=separator, demucs_repo=demucs_repo, use_cache=use_cache)
-            quieter = {**stems, "other": stems["other"] * np.float32(10 ** (value / 20))} if value else stems
-            out, _ = _arranged_cover(sheet, quieter, preset, retry, name=str(song), seed=seed, output_rate=sr_in,
-                                     on_progress=on_progress, keep=keep)
-            del quieter
+        out, _ = _arranged_cover(sheet, quieter, preset, retry, name=str(song), seed=seed, output_rate=sr_in,
+                                 on_progress=on_progress, keep=keep)
+        del quieter
         check = _cover_check(reference, out, sr_in, retry["mix"]["stretch_rate"])
-        report["guard"]["tries"].append({step: value, "check": check})
+        report["guard"]["tries"].append({"other_db": other_db, "check": check})
         report["cover_check"] = check
         passed = check.get("verdict") in (None, "cover")
         if passed or best is None or check.get("score", -np.inf) > best[1].get("score", -np.inf):
-            best = (out, check, retry, step, value)  # the first that passes, else the best scored
+            best = (out, check, retry["mix"], other_db)  # the first that passes, else the best scored
         del out
         if passed:
             break
-    out, second, retry, step, value = best
-    report.update(cover_check=second, mix=retry["mix"])
-    report["guard"].update(second_check=second)
-    if step == "melody":
-        report["guard"]["action"] = f"kept the melody as recorded (not re-played on {preset.band.melody})"
-        report["transfer"] = retry["transfer"]
-        guarded = {}
-    else:
-        report["guard"].update(action="kept the original other stem under the band", kept_stems=list(keep),
-                               other_db=value)
-        guarded = None
+    out, second, report["mix"], other_db = best
+    report["guard"].update(second_check=second, other_db=other_db)
+    report["cover_check"] = second
     if second.get("verdict") in (None, "cover"):
-        return out, guarded
+        return out, None
     log.warning("the cover still does not pass the cover check (%s, score %.3f); re-voicing the original's "
                 "parts instead (--mode revoice)", second.get("verdict"), second.get("score", 0.0))
     stems = _with_stems(stems, report, separate.STEMS, separator=separator, demucs_repo=demucs_repo,
@@ -600,7 +577,7 @@ def _guard(sheet: LeadSheet, stems: dict[str, np.ndarray], preset: presets.Genre
     if third.get("score", -np.inf) <= second.get("score", -np.inf):
         log.warning("the re-voiced cover scores no better (%s, score %.3f); keeping the arranged one",
                     third.get("verdict"), third.get("score", 0.0))
-        return out, guarded
+        return out, None
     report["guard"]["action"] = "re-voiced the original's parts (the revoice mode)"
     report.update(mode="revoice", mix=facts, cover_check=third, transfer=report["transfer"] + revoice["transfer"])
     if third.get("verdict") != "cover":
