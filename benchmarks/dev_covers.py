@@ -22,7 +22,8 @@ from .common import SHARED
 
 COVERS = SHARED / "covers"
 DEV_FILES = (
-    COVERS / "jingle_bells" / "christmas_wonderland.mp3", COVERS / "maamme_vart_land" / "finland_maamme_second_recording.ogg",
+    COVERS / "jingle_bells" / "christmas_wonderland.mp3",
+    COVERS / "maamme_vart_land" / "finland_maamme_second_recording.ogg",
     COVERS / "maamme_vart_land" / "estonia_mu_isamaa_1927_vocal.ogg", COVERS / "jingle_bells" / "kevin_macleod.mp3",
     7, 10, COVERS / "nkosi_sikelel_iafrika" / "zambia_anthem.ogg", COVERS / "jingle_bells" / "xmas_card.mp3",
     5, 9, COVERS / "nkosi_sikelel_iafrika" / "south_africa_1994_1997.ogg",
@@ -52,10 +53,9 @@ def main() -> None:
             for melody in args.melody:
                 r = pipeline.make_cover(path, genre=args.preset, separator="spleeter", melody=melody).report
                 genre, check = r.get("genre", {}), r.get("cover_check", {})
-                target = genre.get("target")
-                move = genre["cover"][target] - genre["original"][target] if target else float("nan")
+                move = genre.get("transfer_strength", float("nan"))  # P(target | cover) - P(target | original)
                 moves[melody].append(move)
-                top = max(genre["cover"], key=genre["cover"].get) if target else "-"
+                top = max(genre["cover"], key=genre["cover"].get) if "cover" in genre else "-"
                 print(f"{_name(source):55s} melody={melody or 'preset'}: move {move:+.2f} (top {top}), "
                       f"{check.get('verdict')} {check.get('score', 0):.2f}, guard: "
                       f"{r.get('guard', {}).get('action', '-')}", flush=True)

@@ -248,7 +248,9 @@ def transfer_stem(y: np.ndarray, *, sample_rate: int, instrument: str | Instrume
     frames = feat.n_frames(len(mono), hop_samples=hop)
     if frames < 10:
         raise TransferError(f"stem is only {1000 * n_in / sample_rate:.0f} ms long; need at least 0.1 s")
-    tr = melody.track(mono[:frames * hop], sample_rate=sr_model, hop_samples=hop)  # its features: free after melody_notes
+    # its features are the lead sheet's when the analysis tracked this stem (features.extract keeps the last);
+    # `tr` is let go after melody_notes
+    tr = melody.track(mono[:frames * hop], sample_rate=sr_model, hop_samples=hop)
     fx = feat.Features(tr.f0_hz, tr.confidence, tr.loudness_db)
     if on_progress:
         on_progress(0.1)
